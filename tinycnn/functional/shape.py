@@ -1,0 +1,10 @@
+"""Flatten: (N, ...) -> (N, features)."""
+from __future__ import annotations
+
+from ..ops import reshape
+from ..tensor import Tensor
+
+
+def flatten(x: Tensor) -> Tensor:
+    """Keep the batch axis, join all others: (N, C, H, W) -> (N, C*H*W)."""
+    return reshape(x, x.shape[0], -1)

@@ -1,0 +1,43 @@
+"""Save a model's state to one ``.npz`` file and load it back, bit for bit.
+
+The file holds one array per parameter/buffer under its dotted name, plus an
+optional JSON metadata string under ``__meta__`` (architecture, class names,
+normalization...). No pickle: files load with ``allow_pickle=False``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+import numpy
+
+META_KEY = "__meta__"
+
+
+def save(state: dict, path: str, metadata: dict | None = None) -> None:
+    """Write ``state`` (name -> array) and ``metadata`` atomically: a temporary file
+    in the same folder, then a rename, so a crash never leaves half a file."""
+    arrays = {name: numpy.asarray(value) for name, value in state.items()}
+    if META_KEY in arrays:
+        raise ValueError(f"{META_KEY!r} is reserved for metadata")
+    arrays[META_KEY] = numpy.array(json.dumps(metadata or {}))
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(suffix=".npz.tmp", dir=folder)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            numpy.savez(file, **arrays)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+def load(path: str) -> tuple[dict, dict]:
+    """Read a file written by :func:`save`: ``(state, metadata)``."""
+    with numpy.load(path, allow_pickle=False) as file:
+        state = {name: file[name] for name in file.files if name != META_KEY}
+        metadata = json.loads(str(file[META_KEY])) if META_KEY in file.files else {}
+    return state, metadata
