@@ -152,7 +152,10 @@ class Transpose(Function):
         self.axes = axes
 
     def forward(self, x):
-        return x.transpose(self.axes) if self.axes else x.T
+        if not self.axes:
+            return x.T
+        self.axes = tuple(axis % x.ndim for axis in self.axes)   # -1 -> ndim - 1
+        return x.transpose(self.axes)
 
     def backward(self, dy):
         if not self.axes:

@@ -141,6 +141,10 @@ class Tensor:
         ``grad`` (same shape as ``self``) is the gradient flowing in; it may be
         left out only when ``self`` holds a single number.
         """
+        if not self.requires_grad:
+            raise RuntimeError(
+                "backward() on a tensor that does not require grad: no input of the "
+                "computation had requires_grad=True, or it ran inside no_grad()")
         if grad is None:
             if self.size != 1:
                 raise RuntimeError(
@@ -202,9 +206,13 @@ def _not_scalar(tensor):
 
 
 def _accumulate(tensor: Tensor, grad) -> None:
-    """Add ``grad`` to a leaf's ``.grad``, or to its creator's pending output gradient."""
+    """Add ``grad`` to a leaf's ``.grad``, or to its creator's pending output gradient.
+
+    A leaf's first gradient is copied, so two leaves never share one gradient array
+    (``a + b`` hands the same ``dy`` to both).
+    """
     if tensor.creator is None:
-        tensor.grad = grad if tensor.grad is None else tensor.grad + grad
+        tensor.grad = grad.copy() if tensor.grad is None else tensor.grad + grad
     else:
         tensor.creator.add_output_grad(tensor.output_index, grad)
 
@@ -223,7 +231,9 @@ class Function:
 
     def __call__(self, *inputs):
         tensors = tuple(x if isinstance(x, Tensor) else _constant_like(x, inputs) for x in inputs)
-        outputs = self.forward(*(t.data for t in tensors))
+        arrays = tuple(t.data for t in tensors)
+        backend.of(*arrays)  # a clear BackendError if the inputs live on different backends
+        outputs = self.forward(*arrays)
         single = not isinstance(outputs, tuple)
         outputs = (outputs,) if single else outputs
 

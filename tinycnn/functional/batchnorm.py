@@ -50,7 +50,8 @@ def batch_norm(x: Tensor, running_mean, running_var, weight: Tensor, bias: Tenso
         running_var *= 1 - momentum
         running_var += momentum * unbiased
         return y
-    shape = (1, -1) + (1,) * (x.ndim - 2)
+    shape = (1, -1) + (1,) * (x.ndim - 2)          # (1, C) or (1, C, 1, 1): broadcasts over x
     xp = of(running_var).xp
-    scale = weight * Tensor._wrap((1.0 / xp.sqrt(running_var + eps)).reshape(shape))
-    return (x - Tensor._wrap(running_mean.reshape(shape))) * scale.reshape(shape) + bias.reshape(shape)
+    mean = Tensor._wrap(running_mean.reshape(shape))
+    inv_std = Tensor._wrap((1.0 / xp.sqrt(running_var + eps)).reshape(shape))
+    return (x - mean) * (weight.reshape(shape) * inv_std) + bias.reshape(shape)

@@ -118,7 +118,7 @@ class Module:
                 raise ValueError(f"parameter {name!r}: saved shape {tuple(value.shape)} does not "
                                  f"fit the model's shape {tuple(array.shape)}")
             xp = backend.of(array).xp
-            new = xp.asarray(value, dtype=array.dtype)
+            new = xp.array(value, dtype=array.dtype)   # a copy: the model never shares ``state``'s memory
             if isinstance(current, Tensor):
                 current.data = new
             else:

@@ -34,8 +34,8 @@ class Adam(Optimizer):
 
     def load_state_dict(self, state: dict) -> None:
         self.lr, self.step_count = state["lr"], state["step_count"]
-        self.m = [backend.of(p.data).xp.asarray(m) for m, p in zip(state["m"], self.params)]
-        self.v = [backend.of(p.data).xp.asarray(v) for v, p in zip(state["v"], self.params)]
+        self.m = [backend.of(p.data).xp.array(m) for m, p in zip(state["m"], self.params)]  # copies
+        self.v = [backend.of(p.data).xp.array(v) for v, p in zip(state["v"], self.params)]
 
 
 class AdamW(Adam):

@@ -19,7 +19,10 @@ class StepLR:
 
 
 class CosineAnnealingLR:
-    """lr = eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2."""
+    """lr = eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2.
+
+    As PyTorch, the cosine goes on past T_max (back up towards base_lr at 2 * T_max).
+    """
 
     def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0):
         self.optimizer, self.T_max, self.eta_min = optimizer, T_max, eta_min
@@ -27,31 +30,50 @@ class CosineAnnealingLR:
 
     def step(self) -> None:
         self.epoch += 1
-        progress = min(self.epoch, self.T_max) / self.T_max
-        self.optimizer.lr = self.eta_min + (self.base_lr - self.eta_min) * (1 + math.cos(math.pi * progress)) / 2
+        cosine = (1 + math.cos(math.pi * self.epoch / self.T_max)) / 2
+        self.optimizer.lr = self.eta_min + (self.base_lr - self.eta_min) * cosine
 
 
 class OneCycleLR:
-    """Warm up linearly from max_lr/div_factor to max_lr over ``pct_start`` of the steps,
-    then anneal with a cosine to max_lr/(div_factor*final_div_factor). Step per batch."""
+    """PyTorch's one-cycle schedule (two phases); call ``step()`` once per batch.
+
+    initial_lr = max_lr / div_factor, min_lr = initial_lr / final_div_factor.
+    Phase 1, steps 0 .. pct_start * total_steps - 1: initial_lr -> max_lr.
+    Phase 2, up to step total_steps - 1: max_lr -> min_lr.
+    Within a phase at fraction f: cos: end + (start - end) * (1 + cos(pi * f)) / 2,
+    linear: start + (end - start) * f.
+    """
 
     def __init__(self, optimizer: Optimizer, max_lr: float, total_steps: int,
-                 pct_start: float = 0.3, div_factor: float = 25.0, final_div_factor: float = 1e4):
-        self.optimizer, self.max_lr, self.total_steps = optimizer, max_lr, total_steps
-        self.start_lr = max_lr / div_factor
-        self.end_lr = self.start_lr / final_div_factor
-        self.warmup_steps = max(1, int(pct_start * total_steps))
+                 pct_start: float = 0.3, anneal_strategy: str = "cos", div_factor: float = 25.0,
+                 final_div_factor: float = 1e4):
+        if anneal_strategy not in ("cos", "linear"):
+            raise ValueError("anneal_strategy must be 'cos' or 'linear'")
+        self.optimizer, self.total_steps = optimizer, total_steps
+        self.anneal_strategy = anneal_strategy
+        self.initial_lr = max_lr / div_factor
+        self.max_lr = max_lr
+        self.min_lr = self.initial_lr / final_div_factor
+        self.warmup_end = float(pct_start * total_steps) - 1   # last step of phase 1
         self.step_num = 0
-        optimizer.lr = self.start_lr
+        optimizer.lr = self.initial_lr
+
+    def _anneal(self, start: float, end: float, fraction: float) -> float:
+        if self.anneal_strategy == "linear":
+            return start + (end - start) * fraction
+        return end + (start - end) * (1 + math.cos(math.pi * fraction)) / 2
 
     def lr_at(self, step: int) -> float:
-        if step <= self.warmup_steps:
-            return self.start_lr + (self.max_lr - self.start_lr) * step / self.warmup_steps
-        progress = min(1.0, (step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps))
-        return self.end_lr + (self.max_lr - self.end_lr) * (1 + math.cos(math.pi * progress)) / 2
+        if step <= self.warmup_end:
+            return self._anneal(self.initial_lr, self.max_lr, step / self.warmup_end)
+        fraction = (step - self.warmup_end) / (self.total_steps - 1 - self.warmup_end)
+        return self._anneal(self.max_lr, self.min_lr, fraction)
 
     def step(self) -> None:
         self.step_num += 1
+        if self.step_num > self.total_steps:
+            raise ValueError(f"OneCycleLR stepped {self.step_num} times, more than "
+                             f"total_steps={self.total_steps}")
         self.optimizer.lr = self.lr_at(self.step_num)
 
 

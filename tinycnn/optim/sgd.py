@@ -43,5 +43,5 @@ class SGD(Optimizer):
 
     def load_state_dict(self, state: dict) -> None:
         self.lr, self.step_count = state["lr"], state["step_count"]
-        self.buffers = [None if b is None else backend.of(p.data).xp.asarray(b)
+        self.buffers = [None if b is None else backend.of(p.data).xp.array(b)  # copies
                         for b, p in zip(state["buffers"], self.params)]
