@@ -133,7 +133,8 @@ def _load_numba() -> Backend:
 def _load_cupy() -> Backend:
     try:
         import cupy
-        cupy.cuda.runtime.getDeviceCount()
+        if cupy.cuda.runtime.getDeviceCount() == 0:
+            raise RuntimeError("no CUDA device found")
     except Exception as error:  # ImportError, CUDARuntimeError, missing driver...
         raise BackendError(
             f"backend 'cupy' needs CuPy and a CUDA GPU (pip install 'tinycnn[gpu]'): "
