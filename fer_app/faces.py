@@ -1,0 +1,140 @@
+"""Find faces in a picture and cut them out as 48x48 grey crops, like FER-2013's.
+
+Faces are found with OpenCV's Haar cascade ``haarcascade_frontalface_default.xml``
+(shipped inside ``opencv-python-headless`` 4.x under ``cv2.data.haarcascades``).
+A Haar box is tight (brows to mouth); FER-2013 crops show the whole face with
+some hair and chin, so each box is grown by ``margin`` (a fraction of its side)
+on every side before it is cut out, converted to grey and resized to 48x48 with
+area averaging - the same uint8 (48, 48) faces the model was trained on.
+
+    grey = to_grey(rgb_image)                  # (H, W) uint8
+    boxes = FaceDetector(min_face_size=40).find(grey)   # (F, 4) int: x, y, w, h
+    faces = crop_faces(grey, boxes, margin=0.2)         # (F, 48, 48) uint8
+"""
+from __future__ import annotations
+
+import os
+
+import cv2
+import numpy
+
+FACE_SIZE = 48
+CASCADE_FILE = "haarcascade_frontalface_default.xml"
+
+
+def cascade_path() -> str:
+    """Path of the frontal-face Haar cascade shipped with opencv-python(-headless) 4.x."""
+    folder = getattr(getattr(cv2, "data", None), "haarcascades", None)
+    path = os.path.join(folder, CASCADE_FILE) if folder else ""
+    if not os.path.isfile(path):
+        raise RuntimeError(
+            f"OpenCV {cv2.__version__} ships no {CASCADE_FILE} (cv2.data.haarcascades is "
+            f"{folder!r}); install opencv-python-headless>=4.8,<5 (the 5.x wheels have no cascades)")
+    return path
+
+
+def to_grey(image: numpy.ndarray, color: str = "rgb") -> numpy.ndarray:
+    """Any picture array -> (H, W) uint8 grey.
+
+    image: (H, W) grey, (H, W, 1), (H, W, 3) or (H, W, 4) with channels in
+    ``color`` order ("rgb" or "bgr"; a 4th alpha channel is dropped). Grey is
+    0.299 R + 0.587 G + 0.114 B (ITU-R BT.601, as PIL's "L" and OpenCV). Floats
+    are taken as 0..1 when their maximum is <= 1, else as 0..255.
+    """
+    if color not in ("rgb", "bgr"):
+        raise ValueError(f"color must be 'rgb' or 'bgr', not {color!r}")
+    image = numpy.asarray(image)
+    if image.dtype != numpy.uint8:
+        image = _as_uint8(image)
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim == 2:
+        return numpy.ascontiguousarray(image)
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise ValueError(f"expected an image of shape (H, W), (H, W, 3) or (H, W, 4), "
+                         f"got {image.shape}")
+    code = cv2.COLOR_RGB2GRAY if color == "rgb" else cv2.COLOR_BGR2GRAY
+    return cv2.cvtColor(numpy.ascontiguousarray(image[:, :, :3]), code)
+
+
+def _as_uint8(image: numpy.ndarray) -> numpy.ndarray:
+    if image.dtype == numpy.bool_ or not numpy.issubdtype(image.dtype, numpy.number):
+        raise ValueError(f"expected a numeric image array, got dtype {image.dtype}")
+    values = image.astype(numpy.float64)
+    if numpy.issubdtype(image.dtype, numpy.floating) and values.size and values.max() <= 1.0:
+        values = values * 255.0
+    return numpy.clip(numpy.rint(values), 0, 255).astype(numpy.uint8)
+
+
+class FaceDetector:
+    """OpenCV's Haar frontal-face cascade with settings chosen for photos and webcams.
+
+    min_face_size: smallest face side in pixels that is reported (smaller faces
+        are skipped; they also classify badly once blown up to 48x48).
+    scale_factor, min_neighbors: cv2.CascadeClassifier.detectMultiScale's knobs
+        (image pyramid step; how many overlapping hits make a face).
+    max_side: pictures larger than this are searched at a reduced size (faster);
+        boxes are mapped back to the full picture.
+    """
+
+    def __init__(self, min_face_size: int = 40, scale_factor: float = 1.1,
+                 min_neighbors: int = 5, max_side: int = 800):
+        if min_face_size < 1:
+            raise ValueError(f"min_face_size must be >= 1 pixel, got {min_face_size}")
+        self.min_face_size = int(min_face_size)
+        self.scale_factor = float(scale_factor)
+        self.min_neighbors = int(min_neighbors)
+        self.max_side = int(max_side)
+        self.cascade = cv2.CascadeClassifier(cascade_path())
+
+    def find(self, grey: numpy.ndarray) -> numpy.ndarray:
+        """Faces in ``grey`` (H, W) uint8 -> boxes (F, 4) int64 [x, y, w, h], top to
+        bottom then left to right."""
+        scale = min(1.0, self.max_side / max(grey.shape))
+        small = grey if scale == 1.0 else cv2.resize(
+            grey, (round(grey.shape[1] * scale), round(grey.shape[0] * scale)),
+            interpolation=cv2.INTER_AREA)
+        min_side = max(1, round(self.min_face_size * scale))
+        found = self.cascade.detectMultiScale(
+            small, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
+            minSize=(min_side, min_side))
+        boxes = numpy.asarray(found, dtype=numpy.float64).reshape(-1, 4) / scale  # (F, 4)
+        boxes = numpy.rint(boxes).astype(numpy.int64)
+        boxes = boxes[boxes[:, 2] >= self.min_face_size]
+        order = numpy.lexsort((boxes[:, 0], boxes[:, 1]))
+        return boxes[order]
+
+
+def crop_faces(grey: numpy.ndarray, boxes: numpy.ndarray, margin: float = 0.2) -> numpy.ndarray:
+    """Cut each box out of ``grey`` (H, W) uint8 as a (48, 48) uint8 face.
+
+    Each box [x, y, w, h] grows by ``margin * side`` on every side; parts that
+    fall outside the picture are filled by repeating the border pixels (so a
+    face at the edge keeps its place in the crop). Returns (F, 48, 48) uint8.
+    """
+    faces = numpy.empty((len(boxes), FACE_SIZE, FACE_SIZE), dtype=numpy.uint8)  # (F, 48, 48)
+    for index, box in enumerate(boxes):
+        faces[index] = crop_face(grey, box, margin)
+    return faces
+
+
+def crop_face(grey: numpy.ndarray, box, margin: float = 0.2) -> numpy.ndarray:
+    """One box of ``grey`` (H, W) uint8 -> (48, 48) uint8; see :func:`crop_faces`."""
+    x0, y0, x1, y1 = grown_box(box, margin)
+    height, width = grey.shape
+    pad = max(0, -x0, -y0, x1 - width, y1 - height)
+    if pad:
+        grey = cv2.copyMakeBorder(grey, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    square = grey[y0 + pad:y1 + pad, x0 + pad:x1 + pad]
+    interpolation = cv2.INTER_AREA if square.shape[0] >= FACE_SIZE else cv2.INTER_LINEAR
+    return cv2.resize(square, (FACE_SIZE, FACE_SIZE), interpolation=interpolation)
+
+
+def grown_box(box, margin: float) -> tuple[int, int, int, int]:
+    """[x, y, w, h] -> square (x0, y0, x1, y1) around the same centre, side
+    ``max(w, h) * (1 + 2 * margin)``; may reach outside the picture."""
+    x, y, w, h = (int(v) for v in box)
+    side = max(1, round(max(w, h) * (1 + 2 * margin)))
+    x0 = round(x + w / 2 - side / 2)
+    y0 = round(y + h / 2 - side / 2)
+    return x0, y0, x0 + side, y0 + side
