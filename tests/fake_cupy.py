@@ -235,7 +235,48 @@ def make_fake_cupy() -> types.ModuleType:
 
     fake.array, fake.asarray, fake.asnumpy = array, asarray, asnumpy
     fake.random = _fake_random(calls)
+    fake.ElementwiseKernel = _elementwise_kernel_class(calls)
     return fake
+
+
+def _elementwise_kernel_class(calls: list) -> type:
+    """``cupy.ElementwiseKernel`` evaluated with NumPy instead of compiled with NVRTC.
+
+    The CUDA body must be ``;``-separated statements that are also Python
+    (``m += a * (g - m)``, ``dx = dy * (y > 0)``, ``sqrt``): each runs on whole
+    arrays, which for an elementwise body is the same as running it per element.
+    A body that is not such Python fails when the kernel is made, as CUDA
+    source that does not compile fails on a GPU. Scalars are cast to the type
+    ``T`` of the array arguments; outputs passed in are written in place,
+    missing ones are allocated (broadcast shape, type ``T``) and returned.
+    """
+    class ElementwiseKernel:
+        def __init__(self, in_params: str, out_params: str, operation: str, name: str = "kernel"):
+            self.inputs = [param.split()[-1] for param in in_params.split(",")]
+            self.outputs = [param.split()[-1] for param in out_params.split(",")]
+            self.statements = [compile(statement.strip(), name, "exec")
+                               for statement in operation.split(";") if statement.strip()]
+            self.name = name
+
+        def __call__(self, *args):
+            calls.append(f"ElementwiseKernel.{self.name}")
+            values = [_to_host(arg, self.name) for arg in args]
+            arrays = [value for value in values if isinstance(value, numpy.ndarray)]
+            t = arrays[0].dtype.type                                   # T
+            values = [value if isinstance(value, numpy.ndarray) else t(value) for value in values]
+            inputs, outputs = values[:len(self.inputs)], values[len(self.inputs):]
+            if not outputs:
+                shape = numpy.broadcast_shapes(*(value.shape for value in arrays))
+                outputs = [numpy.empty(shape, dtype=t) for _ in self.outputs]
+            names = dict(zip(self.inputs + self.outputs, inputs + outputs))
+            for statement in self.statements:
+                exec(statement, {"sqrt": numpy.sqrt}, names)
+            for name, output in zip(self.outputs, outputs):
+                output[...] = names[name]                              # results into the outputs
+            results = tuple(DeviceArray(output, calls) for output in outputs)
+            return results[0] if len(results) == 1 else results
+
+    return ElementwiseKernel
 
 
 def _fake_random(calls: list) -> types.SimpleNamespace:

@@ -104,12 +104,27 @@ def test_pooling_fast_path_reads_windows_without_im2col(device, fake):
     assert "pad" in fake.calls                       # overlapping windows: reference im2col
 
 
+@pytest.mark.parametrize("fused", [True, False], ids=["elementwise-kernels", "array-code"])
+def test_adam_and_relu_backward_fused_or_not_equal_reference(device, fake, monkeypatch, fused):
+    monkeypatch.setattr(cupy_gpu, "FUSED_ELEMENTWISE", fused)
+    cupy_checks.check_adam_step(device)
+    cupy_checks.check_relu(device)
+    fused_kernels = {"ElementwiseKernel.tinycnn_adam_update", "ElementwiseKernel.tinycnn_relu_backward"}
+    assert fused_kernels & set(fake.calls) == (fused_kernels if fused else set())
+
+
+def test_standin_elementwise_kernel_rejects_a_body_it_cannot_evaluate(fake):
+    with pytest.raises(SyntaxError):
+        fake.ElementwiseKernel("T x", "T y", "y = x > 0 ? x : 0", "ternary")
+
+
 # --- the whole training path on the device --------------------------------------------
 def test_training_step_on_standin_equals_numpy_backend(device, fake, monkeypatch):
     cupy_checks.check_training_step(device, monkeypatch)
     expected = {"asarray", "asnumpy", "pad", "empty", "zeros", "take_along_axis",
                 "tensordot", "maximum", "sqrt", "exp", "log", "arange", "ones_like",
-                "ndarray.__matmul__", "ndarray.argmax", "ndarray.var", "ndarray.__iadd__"}
+                "ndarray.__matmul__", "ndarray.argmax", "ndarray.var", "ndarray.__iadd__",
+                "ElementwiseKernel.tinycnn_adam_update", "ElementwiseKernel.tinycnn_relu_backward"}
     assert expected <= set(fake.calls), f"device ops that did not run: {expected - set(fake.calls)}"
 
 

@@ -3,10 +3,10 @@
 Same functions and signatures as ``reference.py``. No ``import cupy`` here: the
 array module ``xp`` comes from the arrays themselves (``backend.of(x).xp``), so
 the same code runs on CuPy and on the test suite's strict stand-in
-(``tests/fake_cupy.py``). Only documented CuPy array functions are used
+(``tests/fake_cupy.py``). Only documented CuPy API is used: array functions
 (``cupy.pad``, ``empty``, ``zeros``, ``arange``, ``matmul``/``@``, ``tensordot``,
-``take_along_axis``, ``maximum``, ``sqrt`` and ``ndarray`` methods): no custom
-CUDA source, so nothing here is untested off a GPU.
+``take_along_axis``, ``maximum``, ``sqrt``, ``ndarray`` methods) and
+``cupy.ElementwiseKernel`` for two fused updates.
 
 What differs from the reference, and why:
 
@@ -19,15 +19,22 @@ What differs from the reference, and why:
   the usual 2x2 pool), reads the windows with a reshape of x instead of
   im2col's padded copy and KH*KW slice copies, and backward writes them back
   with one broadcast compare; other pools use the reference kernels.
-- batch norm, ReLU and the Adam update: the reference code is a few
-  whole-array elementwise passes, which is what CuPy runs well. Reused as is.
+- the Adam update and ReLU backward are one fused elementwise CUDA kernel each
+  (the reference Adam is about a dozen whole-array passes with temporaries per
+  parameter). ``FUSED_ELEMENTWISE = False`` runs the reference array code
+  instead. The CUDA bodies are plain arithmetic statements that read the same
+  in Python, so the test stand-in evaluates the very text the GPU compiles.
+- batch norm and ReLU forward: the reference code is a few whole-array
+  passes, which is what CuPy runs well. Reused as is.
 """
 from __future__ import annotations
 
+import functools
+import math
+
 from ..backend import of
 from . import reference
-from .reference import (adam_step, batch_norm_backward, batch_norm_forward, col2im, im2col,
-                        relu_backward, relu_forward)
+from .reference import batch_norm_backward, batch_norm_forward, col2im, im2col, relu_forward
 
 __all__ = ["conv2d_forward", "conv2d_backward", "max_pool2d_forward", "max_pool2d_backward",
            "batch_norm_forward", "batch_norm_backward", "relu_forward", "relu_backward",
@@ -120,3 +127,51 @@ def max_pool2d_backward(dy, x_shape, saved, kernel, stride, pad):
     dx = xp.zeros(x_shape, dtype=dy.dtype)
     dx[:, :, :oh * kh, :ow * kw] = dtiles
     return dx
+
+
+# --- fused elementwise updates ----------------------------------------------------
+FUSED_ELEMENTWISE = True   # False: the reference's array code (same results, more passes)
+
+# name -> (inputs, outputs (written in place when passed), CUDA body); T = the arrays' dtype
+_ELEMENTWISE = {
+    "adam_update": (
+        "T g, T one_minus_beta1, T one_minus_beta2, T step_size, T inv_sqrt_bc2, T eps",
+        "T p, T m, T v",
+        "m += one_minus_beta1 * (g - m); "
+        "v += one_minus_beta2 * (g * g - v); "
+        "p -= step_size * m / (sqrt(v) * inv_sqrt_bc2 + eps)"),
+    "relu_backward": ("T dy, T y", "T dx", "dx = dy * (y > 0)"),
+}
+
+
+@functools.cache
+def _elementwise_kernel(xp, name: str):
+    """``xp.ElementwiseKernel`` for ``name``, made on first use (CuPy compiles it on first call)."""
+    inputs, outputs, body = _ELEMENTWISE[name]
+    return xp.ElementwiseKernel(inputs, outputs, body, f"tinycnn_{name}")
+
+
+def relu_backward(dy, y):
+    """dx = dy where the output was positive, else 0 (one pass over dy and y)."""
+    if not FUSED_ELEMENTWISE:
+        return reference.relu_backward(dy, y)
+    return _elementwise_kernel(of(dy).xp, "relu_backward")(dy, y)
+
+
+def adam_step(p, g, m, v, lr, beta1, beta2, eps, step, weight_decay, decoupled):
+    """One Adam/AdamW update in place on p, m, v: reference.adam_step's formulas, with the
+    bias corrections folded into two numbers so that the update is one pass:
+
+    m += (1-b1) (g - m),  v += (1-b2) (g^2 - v),
+    p -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
+    """
+    if not FUSED_ELEMENTWISE:
+        return reference.adam_step(p, g, m, v, lr, beta1, beta2, eps, step, weight_decay, decoupled)
+    if weight_decay and decoupled:
+        p *= 1 - lr * weight_decay
+    elif weight_decay:
+        g = g + weight_decay * p
+    step_size = lr / (1 - beta1 ** step)
+    inv_sqrt_bc2 = 1 / math.sqrt(1 - beta2 ** step)
+    _elementwise_kernel(of(p).xp, "adam_update")(
+        g, 1 - beta1, 1 - beta2, step_size, inv_sqrt_bc2, eps, p, m, v)
