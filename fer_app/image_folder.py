@@ -102,5 +102,6 @@ def read_face(path: str) -> np.ndarray:
 
 
 def _visible_entries(folder: str) -> list[str]:
-    """Sorted names in ``folder``, without hidden ones (".DS_Store", the loader's cache...)."""
-    return sorted(name for name in os.listdir(folder) if not name.startswith("."))
+    """Names in ``folder`` sorted ignoring letter case, without hidden ones (".DS_Store", the cache)."""
+    return sorted((name for name in os.listdir(folder) if not name.startswith(".")),
+                  key=lambda name: (name.lower(), name))
