@@ -89,7 +89,7 @@ def parse_pixels(strings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 @numba.njit(cache=True)
-def _parse_pixel_bytes(buffer, offsets, values, status):  # pragma: no cover - compiled
+def _parse_pixel_bytes(buffer, offsets, values, status):
     """Fill values[r] with row r's numbers and status[r] with its problem code.
 
     Priority when a row has several problems: non-numeric, then out of range, then count.

@@ -163,3 +163,10 @@ def test_fast_parser_matches_reference_on_good_and_bad_rows():
         if expected_status == OK:
             np.testing.assert_array_equal(values[row], expected_values)
     assert {OK, NON_NUMERIC, OUT_OF_RANGE, WRONG_COUNT} <= set(status.tolist())
+
+
+def test_corrupt_gzip_names_the_file(tmp_path):
+    path = tmp_path / "fer.csv.gz"
+    path.write_bytes(b"garbage, not gzip")
+    with pytest.raises(DataError, match="fer.csv.gz: not a readable CSV"):
+        load_dataset(str(path), cache=False)
