@@ -1,0 +1,412 @@
+"""Train a network on FER-2013.
+
+    python -m fer_app.train --data ../shared/data/fer2013/fer2013.csv.gz --arch vgg_fer \\
+        --epochs 30 --batch-size 64 --lr 1e-3 --out runs/vgg_fer
+
+Each epoch: shuffle, augment and normalize batches, one optimizer step per batch
+(progress bar with loss, accuracy, images/s and ETA), then evaluate the
+validation set (PublicTest when the data has a Usage column) and write to --out:
+
+    model.npz       the best model so far on validation accuracy (loads with no other file)
+    last.npz        the full training state, written atomically every epoch (--resume)
+    history.csv     one row per epoch          curves.png   loss and accuracy curves
+and at the end: metrics.json, confusion_matrix.png (best model on validation),
+class_distribution.png (written at the start).
+
+A run killed at any moment continues with ``--resume`` (same --out) from the last
+finished epoch; the settings saved in last.npz are used unless given again on the
+command line. A loss that turns NaN or infinite stops the run, keeping the last good
+checkpoint.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+from tqdm import tqdm
+
+import tinycnn
+from tinycnn import backend as backends
+from tinycnn import nn, optim
+from tinycnn import functional as F
+
+from . import plots
+from .augment import AugmentConfig, augment_batch
+from .checkpoint import load_training_state, save_training_state
+from .data import DataError, Dataset, find_data, load_dataset, split_dataset
+from .inference import Classifier, default_backend_name
+from .metrics import classification_report, format_report
+from .models import ARCHITECTURES, DEFAULT_ARCH, build_model
+from .normalize import Normalizer
+
+# Every setting with its default. Command-line options default to None so that on
+# --resume only the options given again replace the saved ones.
+DEFAULTS = {
+    "data": None, "arch": DEFAULT_ARCH, "backend": None, "epochs": 30, "batch_size": 64,
+    "lr": 1e-3, "classes": None, "merge_disgust": False, "skip_bad": False, "val_fraction": 0.2,
+    "optimizer": "adam", "weight_decay": 0.0, "momentum": 0.9, "schedule": "cosine",
+    "label_smoothing": 0.0, "class_weight": "none", "normalize": "per_image",
+    "augment": "standard", "flip": None, "shift": None, "rotation": None, "zoom": None,
+    "shear": None, "erase": None, "patience": 0, "seed": 0, "limit": None,
+}
+
+AUGMENT_PRESETS = {
+    "none": AugmentConfig.none(),
+    "light": AugmentConfig(flip=0.5, shift=2, rotation=0.0, zoom=0.0, shear=0.0),
+    "standard": AugmentConfig(),
+    "strong": AugmentConfig(flip=0.5, shift=6, rotation=15.0, zoom=0.15, shear=8.0, erase=0.25),
+}
+HISTORY_FIELDS = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc",
+                  "val_macro_f1", "seconds", "images_per_second"]
+
+
+class TrainError(Exception):
+    """A problem the user can fix (bad option, unusable --out folder) or a diverged run."""
+
+
+# --- settings -------------------------------------------------------------------
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m fer_app.train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    d = DEFAULTS
+    p.add_argument("--data", help="FER-2013 CSV (.csv/.csv.gz) or image-folder root "
+                   "(default: searched in ./fer2013.csv, ./data/, ../shared/data/fer2013/)")
+    p.add_argument("--arch", choices=list(ARCHITECTURES), help=f"architecture (default {d['arch']})")
+    p.add_argument("--backend", choices=backends.names(),
+                   help="tinycnn backend (default: numba if it runs here, else numpy)")
+    p.add_argument("--epochs", type=int, help=f"number of epochs (default {d['epochs']})")
+    p.add_argument("--batch-size", type=int, help=f"default {d['batch_size']}")
+    p.add_argument("--lr", type=float, help=f"learning rate; the peak for onecycle (default {d['lr']})")
+    p.add_argument("--out", required=True, help="output folder, e.g. runs/NAME")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from last.npz")
+    p.add_argument("--classes", type=int, choices=(6, 7),
+                   help="7 classes, or 6 without disgust (default 6 for seed002, else 7)")
+    p.add_argument("--merge-disgust", action="store_true", default=None,
+                   help="merge disgust into angry (6 classes)")
+    p.add_argument("--skip-bad", action="store_true", default=None,
+                   help="skip bad rows/images instead of stopping")
+    p.add_argument("--val-fraction", type=float,
+                   help=f"validation share when the data has no Usage column (default {d['val_fraction']})")
+    p.add_argument("--optimizer", choices=("adam", "adamw", "sgd"), help=f"default {d['optimizer']}")
+    p.add_argument("--weight-decay", type=float,
+                   help="L2 (adam, sgd) or decoupled (adamw) weight decay (default 0)")
+    p.add_argument("--momentum", type=float, help=f"SGD Nesterov momentum (default {d['momentum']})")
+    p.add_argument("--schedule", choices=("none", "cosine", "onecycle", "step", "plateau"),
+                   help=f"learning-rate schedule (default {d['schedule']})")
+    p.add_argument("--label-smoothing", type=float, help="default 0")
+    p.add_argument("--class-weight", choices=("none", "balanced"),
+                   help="balanced: weight class k by N / (K * N_k) in the loss (default none)")
+    p.add_argument("--normalize", choices=("per_image", "dataset"), help=f"default {d['normalize']}")
+    p.add_argument("--augment", choices=list(AUGMENT_PRESETS),
+                   help=f"augmentation preset (default {d['augment']}); the flags below override it")
+    p.add_argument("--flip", type=float, help="probability of a horizontal flip")
+    p.add_argument("--shift", type=int, help="largest shift in pixels")
+    p.add_argument("--rotation", type=float, help="largest rotation in degrees")
+    p.add_argument("--zoom", type=float, help="largest zoom change (0.1 = 10%%)")
+    p.add_argument("--shear", type=float, help="largest shear in degrees")
+    p.add_argument("--erase", type=float, help="probability of random erasing")
+    p.add_argument("--patience", type=int,
+                   help="stop after this many epochs without a lower validation loss (0 = never)")
+    p.add_argument("--seed", type=int, help="seed for initialization, shuffling, augmentation")
+    p.add_argument("--limit", type=int, help="train on only this many (random) training rows")
+    return p.parse_args(argv)
+
+
+def choose_settings(args: argparse.Namespace, saved: dict | None) -> dict:
+    """DEFAULTS, then the saved settings (on --resume), then the options given now."""
+    given = {key: value for key, value in vars(args).items()
+             if key in DEFAULTS and value is not None}
+    settings = {**DEFAULTS, **(saved or {}), **given}
+    if settings["classes"] is None:
+        settings["classes"] = 6 if settings["arch"] == "seed002" else 7
+    if settings["backend"] is None:
+        settings["backend"] = default_backend_name()
+    check_settings(settings)
+    return settings
+
+
+def check_settings(settings: dict) -> None:
+    positive = ["epochs", "batch_size", "lr"] + (["limit"] if settings["limit"] is not None else [])
+    for key in positive:
+        if not settings[key] > 0:
+            raise TrainError(f"--{key.replace('_', '-')} must be positive, got {settings[key]}")
+    if not 0.0 <= settings["label_smoothing"] < 1.0:
+        raise TrainError(f"--label-smoothing must be in [0, 1), got {settings['label_smoothing']}")
+    if settings["weight_decay"] < 0 or settings["patience"] < 0:
+        raise TrainError("--weight-decay and --patience must be >= 0")
+
+
+def augment_config(settings: dict) -> AugmentConfig:
+    """The preset named by settings["augment"], with any strength flags applied."""
+    preset = AUGMENT_PRESETS[settings["augment"]]
+    strengths = {key: settings[key] for key in ("flip", "shift", "rotation", "zoom", "shear", "erase")
+                 if settings[key] is not None}
+    try:
+        return AugmentConfig(**{**vars(preset), **strengths})
+    except ValueError as error:
+        raise TrainError(f"augmentation: {error}") from None
+
+
+# --- data -------------------------------------------------------------------------
+def load_splits(settings: dict) -> tuple[Dataset, Dataset]:
+    """(train, validation) as the settings ask, --limit applied to the training rows."""
+    path = find_data(settings["data"])
+    settings["data"] = path
+    ds = load_dataset(path, settings["classes"], settings["merge_disgust"], settings["skip_bad"])
+    if ds.skipped:
+        print(f"skipped {ds.skipped} bad row(s)/image(s) in {path}")
+    train, val = split_dataset(ds, settings["val_fraction"], settings["seed"])
+    if settings["limit"] is not None and settings["limit"] < len(train):
+        rows = np.random.default_rng(settings["seed"]).permutation(len(train))[:settings["limit"]]
+        train = train.subset(np.sort(rows))
+    if len(train) == 0 or len(val) == 0:
+        raise TrainError(f"{path}: need training and validation rows, got {len(train)} and {len(val)}")
+    return train, val
+
+
+def balanced_class_weight(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """w_k = N / (K * N_k) (K, float32); a class with no rows gets weight 0."""
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    weights = np.divide(len(labels), num_classes * counts, out=np.zeros(num_classes), where=counts > 0)
+    return weights.astype(np.float32)
+
+
+# --- model, optimizer, schedule -----------------------------------------------------
+def build_optimizer(model: nn.Module, settings: dict) -> optim.Optimizer:
+    name, lr, decay = settings["optimizer"], settings["lr"], settings["weight_decay"]
+    if name == "sgd":
+        return optim.SGD(model.parameters(), lr, momentum=settings["momentum"],
+                         weight_decay=decay, nesterov=settings["momentum"] > 0)
+    if name == "adamw":
+        return optim.AdamW(model.parameters(), lr, weight_decay=decay)
+    return optim.Adam(model.parameters(), lr, weight_decay=decay)
+
+
+def build_scheduler(optimizer: optim.Optimizer, settings: dict, steps_per_epoch: int):
+    """The learning-rate schedule (None for "none"). onecycle steps per batch, the others
+    per epoch; step: x0.1 at 1/3 and 2/3 of the run; plateau: x0.5 after 3 epochs
+    without a lower validation loss."""
+    name, epochs = settings["schedule"], settings["epochs"]
+    if name == "cosine":
+        return optim.CosineAnnealingLR(optimizer, T_max=epochs)
+    if name == "onecycle":
+        return optim.OneCycleLR(optimizer, settings["lr"], total_steps=epochs * steps_per_epoch)
+    if name == "step":
+        return optim.StepLR(optimizer, step_size=max(1, math.ceil(epochs / 3)), gamma=0.1)
+    if name == "plateau":
+        return optim.ReduceLROnPlateau(optimizer, factor=0.5, patience=3)
+    return None
+
+
+# --- one epoch ------------------------------------------------------------------------
+def train_epoch(model: nn.Module, optimizer: optim.Optimizer, scheduler, train: Dataset,
+                normalizer: Normalizer, augment: AugmentConfig, class_weight, settings: dict,
+                rng: np.random.Generator, epoch: int) -> dict:
+    """One pass over the shuffled training set. Returns train_loss, train_acc,
+    seconds and images_per_second; raises TrainError when the loss is not finite."""
+    model.train()
+    order = rng.permutation(len(train))
+    batch_size = settings["batch_size"]
+    total_loss = correct = seen = 0
+    start = time.perf_counter()
+    bar = tqdm(range(0, len(order), batch_size), desc=f"epoch {epoch}/{settings['epochs']}",
+               unit="batch", leave=False, dynamic_ncols=True)
+    for first in bar:
+        rows = order[first:first + batch_size]
+        images = augment_batch(train.images[rows], augment, rng)   # (B, 48, 48) float32
+        x = tinycnn.Tensor(normalizer.apply(images))                 # (B, 1, 48, 48)
+        labels = train.labels[rows]                                  # (B,)
+        logits = model(x)                                            # (B, K)
+        loss = F.softmax_cross_entropy(logits, labels, settings["label_smoothing"], class_weight)
+        value = loss.item()
+        if not math.isfinite(value):
+            bar.close()
+            raise TrainError(f"loss became {value} at epoch {epoch}, batch {first // batch_size + 1} "
+                             f"(lr {optimizer.lr:.3g}); stopping. The last good checkpoint "
+                             f"(epoch {epoch - 1}) is kept; try a lower --lr.")
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if isinstance(scheduler, optim.OneCycleLR):
+            scheduler.step()
+        total_loss += value * len(rows)
+        correct += int((logits.numpy().argmax(axis=1) == labels).sum())
+        seen += len(rows)
+        rate = seen / (time.perf_counter() - start)
+        bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}",
+                        img_s=f"{rate:.0f}")
+    bar.close()
+    seconds = time.perf_counter() - start
+    return {"train_loss": total_loss / seen, "train_acc": correct / seen, "seconds": seconds,
+            "images_per_second": seen / seconds}
+
+
+def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Mean of -log softmax(logits)[label] (plain, unweighted, unsmoothed)."""
+    shifted = logits - logits.max(axis=1, keepdims=True)                  # (N, K)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))  # (N, K)
+    return float(-log_p[np.arange(len(labels)), labels].mean())
+
+
+def validate(classifier: Classifier, val: Dataset) -> tuple[dict, np.ndarray]:
+    """Validation loss, accuracy and macro-F1, and the predictions (N,)."""
+    logits = classifier.predict_logits(val.images)  # (N, K)
+    predictions = logits.argmax(axis=1)
+    report = classification_report(val.labels, predictions, val.class_names)
+    scores = {"val_loss": cross_entropy(logits, val.labels), "val_acc": report["accuracy"],
+              "val_macro_f1": report["macro_f1"]}
+    return scores, predictions
+
+
+# --- files ------------------------------------------------------------------------------
+def write_history(history: list[dict], path: str) -> None:
+    temporary = path + ".tmp"
+    with open(temporary, "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=HISTORY_FIELDS)
+        writer.writeheader()
+        writer.writerows(history)
+    os.replace(temporary, path)
+
+
+def model_metadata(settings: dict, class_names: list[str], normalizer: Normalizer) -> dict:
+    """What model.npz needs to be loaded and used alone (see inference.load_classifier)."""
+    return {"arch": settings["arch"], "num_classes": len(class_names),
+            "class_names": list(class_names), "normalization": normalizer.to_dict(),
+            "settings": settings}
+
+
+def finish(out: str, model: nn.Module, normalizer: Normalizer, val: Dataset) -> dict:
+    """Evaluate the best model (model.npz) on validation: metrics.json and confusion_matrix.png."""
+    state, metadata = tinycnn.load(os.path.join(out, "model.npz"))
+    model.load_state_dict(state)
+    classifier = Classifier(model, val.class_names, normalizer)
+    _, predictions = validate(classifier, val)
+    report = classification_report(val.labels, predictions, val.class_names)
+    report["epoch"] = metadata["epoch"]
+    with open(os.path.join(out, "metrics.json"), "w") as file:
+        json.dump(report, file, indent=2)
+    title = f"{metadata['arch']}, epoch {metadata['epoch']}: validation accuracy {report['accuracy']:.3f}"
+    plots.plot_confusion_matrix(np.array(report["confusion_matrix"]), val.class_names,
+                                os.path.join(out, "confusion_matrix.png"), title)
+    return report
+
+
+# --- the run ------------------------------------------------------------------------------
+def run(args: argparse.Namespace) -> dict:
+    out = args.out
+    last_path, model_path = os.path.join(out, "last.npz"), os.path.join(out, "model.npz")
+    saved = None
+    if args.resume:
+        if not os.path.isfile(last_path):
+            raise TrainError(f"--resume: no checkpoint {last_path}")
+        saved = tinycnn.load(last_path)[1]["settings"]
+    elif os.path.exists(last_path):
+        raise TrainError(f"{out} already holds a run; continue it with --resume or choose another --out")
+    settings = choose_settings(args, saved)
+    backends.use(settings["backend"])
+    train, val = load_splits(settings)
+    class_names = train.class_names
+
+    tinycnn.manual_seed(settings["seed"])
+    rng = np.random.default_rng([settings["seed"], 1])  # shuffling and augmentation
+    model = build_model(settings["arch"], len(class_names))
+    optimizer = build_optimizer(model, settings)
+    steps_per_epoch = math.ceil(len(train) / settings["batch_size"])
+    scheduler = build_scheduler(optimizer, settings, steps_per_epoch)
+    augment = augment_config(settings)
+    class_weight = (balanced_class_weight(train.labels, len(class_names))
+                    if settings["class_weight"] == "balanced" else None)
+
+    state = {"epoch": 0, "history": [], "best_val_acc": -1.0, "best_val_loss": math.inf,
+             "epochs_since_better_loss": 0}
+    if args.resume:
+        metadata = load_training_state(last_path, model, optimizer, scheduler, rng)
+        state = {key: metadata[key] for key in state}
+        normalizer = Normalizer.from_dict(metadata["normalization"])
+    else:
+        normalizer = Normalizer(mode=settings["normalize"])
+        normalizer.fit(train.images)
+    os.makedirs(out, exist_ok=True)
+    plots.plot_class_distribution({"train": train.labels, "validation": val.labels}, class_names,
+                                  os.path.join(out, "class_distribution.png"))
+    print(f"{settings['arch']} ({model.num_parameters():,} parameters) on {settings['backend']}: "
+          f"{len(train)} training / {len(val)} validation images, {len(class_names)} classes, "
+          f"{'resuming after epoch ' + str(state['epoch']) if args.resume else 'starting'}")
+
+    classifier = Classifier(model, class_names, normalizer)
+    for epoch in range(state["epoch"] + 1, settings["epochs"] + 1):
+        if state["epochs_since_better_loss"] >= settings["patience"] > 0:
+            print(f"early stop: validation loss has not improved for {settings['patience']} epochs")
+            break
+        lr = optimizer.lr
+        row = {"epoch": epoch, "lr": lr}
+        row.update(train_epoch(model, optimizer, scheduler, train, normalizer, augment,
+                               class_weight, settings, rng, epoch))
+        scores, _ = validate(classifier, val)
+        row.update(scores)
+        if not math.isfinite(row["val_loss"]):
+            raise TrainError(f"validation loss became {row['val_loss']} at epoch {epoch}; "
+                             f"stopping. The last good checkpoint (epoch {epoch - 1}) is kept.")
+        step_scheduler(scheduler, row["val_loss"])
+        update_progress(state, row)
+        meta = model_metadata(settings, class_names, normalizer)
+        if row["val_acc"] > state["best_val_acc"]:
+            state["best_val_acc"] = row["val_acc"]
+            tinycnn.save(model.state_dict(), model_path, {**meta, "epoch": epoch, "val": scores})
+        save_training_state(last_path, model, optimizer, scheduler, rng, {**meta, **state})
+        write_history(state["history"], os.path.join(out, "history.csv"))
+        plots.plot_curves(state["history"], os.path.join(out, "curves.png"))
+        print(format_epoch(row, row["val_acc"] == state["best_val_acc"]))
+
+    report = finish(out, model, normalizer, val)
+    print(f"best model: epoch {report['epoch']}, {out}/model.npz")
+    print(format_report(report))
+    return report
+
+
+def step_scheduler(scheduler, val_loss: float) -> None:
+    """Per-epoch schedules step here (onecycle steps per batch in train_epoch)."""
+    if isinstance(scheduler, optim.ReduceLROnPlateau):
+        scheduler.step(val_loss)
+    elif scheduler is not None and not isinstance(scheduler, optim.OneCycleLR):
+        scheduler.step()
+
+
+def update_progress(state: dict, row: dict) -> None:
+    """Append the epoch's row and count epochs without a lower validation loss."""
+    state["epoch"] = row["epoch"]
+    state["history"].append(row)
+    if row["val_loss"] < state["best_val_loss"]:
+        state["best_val_loss"], state["epochs_since_better_loss"] = row["val_loss"], 0
+    else:
+        state["epochs_since_better_loss"] += 1
+
+
+def format_epoch(row: dict, best: bool) -> str:
+    return (f"epoch {row['epoch']:3d}  lr {row['lr']:.2e}  train loss {row['train_loss']:.4f} "
+            f"acc {row['train_acc']:.4f}  val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f} "
+            f"F1 {row['val_macro_f1']:.4f}  {row['seconds']:.0f}s "
+            f"({row['images_per_second']:.0f} img/s){'  *best' if best else ''}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        run(args)
+    except (TrainError, DataError, backends.BackendError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; continue with --resume --out {args.out}", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
