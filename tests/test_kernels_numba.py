@@ -1,0 +1,172 @@
+"""The Numba kernel set agrees with the reference kernels (forward and every gradient),
+and its convolution paths (Winograd and im2col) pass a numerical gradient check."""
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+
+from tinycnn import backend, nn  # noqa: E402
+from tinycnn.kernels import numba_cpu, reference  # noqa: E402
+from tinycnn.tensor import Tensor  # noqa: E402
+
+TOLERANCE = {np.float32: 1e-4, np.float64: 1e-10}   # relative to the largest reference value
+DTYPES = [np.float32, np.float64]
+
+# x shape, w shape, stride, pad, path the Numba kernels should take
+CONV_CASES = [
+    ((2, 4, 8, 8), (5, 4, 3, 3), (1, 1), (1, 1), "winograd"),      # F(2x2, 3x3), 'same'
+    ((2, 6, 5, 7), (3, 6, 3, 3), (1, 1), (0, 0), "winograd"),      # odd sizes, no padding
+    ((2, 4, 9, 7), (3, 4, 5, 5), (1, 1), (2, 2), "winograd"),      # F(2x2, 5x5), 'same'
+    ((2, 5, 6, 6), (2, 5, 5, 5), (1, 1), (1, 0), "winograd"),      # uneven padding
+    ((2, 1, 7, 9), (4, 1, 3, 3), (1, 1), (1, 1), "im2col"),        # one input channel
+    ((2, 3, 9, 9), (4, 3, 3, 3), (2, 2), (1, 1), "im2col"),        # stride 2
+    ((2, 5, 6, 7), (4, 5, 1, 1), (1, 1), (0, 0), "im2col"),        # 1x1
+    ((1, 4, 7, 6), (2, 4, 3, 5), (2, 1), (1, 2), "im2col"),        # non-square kernel and stride
+]
+
+
+def assert_close(actual, expected, dtype):
+    scale = max(float(np.abs(expected).max()), 1e-30)
+    error = float(np.abs(np.asarray(actual, np.float64) - expected).max())
+    assert actual.shape == expected.shape and actual.dtype == expected.dtype
+    assert error <= TOLERANCE[dtype] * scale, f"max error {error:.3g} vs scale {scale:.3g}"
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("x_shape, w_shape, stride, pad, path", CONV_CASES)
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_conv2d_matches_reference(rng, dtype, x_shape, w_shape, stride, pad, path, with_bias):
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    b = rng.standard_normal(w_shape[0]).astype(dtype) if with_bias else None
+    y, saved = numba_cpu.conv2d_forward(x, w, b, stride, pad)
+    y_ref, saved_ref = reference.conv2d_forward(x, w, b, stride, pad)
+    assert saved[0] == path
+    assert_close(y, y_ref, dtype)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    grads = numba_cpu.conv2d_backward(dy, x, w, saved, stride, pad)
+    grads_ref = reference.conv2d_backward(dy, x, w, saved_ref, stride, pad)
+    for grad, grad_ref in zip(grads, grads_ref):
+        assert_close(grad, grad_ref, dtype)
+
+
+def numerical_gradient(f, array, step=1e-6):
+    """Central differences of the scalar f() with respect to every entry of ``array`` (in place)."""
+    grad = np.zeros_like(array)
+    for index in np.ndindex(array.shape):
+        saved = array[index]
+        array[index] = saved + step
+        plus = f()
+        array[index] = saved - step
+        minus = f()
+        array[index] = saved
+        grad[index] = (plus - minus) / (2 * step)
+    return grad
+
+
+@pytest.mark.parametrize("x_shape, w_shape, stride, pad, path",
+                         [CONV_CASES[0], CONV_CASES[3], CONV_CASES[5]])
+def test_conv2d_numerical_gradient(rng, x_shape, w_shape, stride, pad, path):
+    x = rng.standard_normal(x_shape)
+    w = rng.standard_normal(w_shape)
+    b = rng.standard_normal(w_shape[0])
+    y, saved = numba_cpu.conv2d_forward(x, w, b, stride, pad)
+    assert saved[0] == path
+    weights = rng.standard_normal(y.shape)     # loss = sum(y * weights), so dy = weights
+
+    def loss():
+        return float((numba_cpu.conv2d_forward(x, w, b, stride, pad)[0] * weights).sum())
+
+    dx, dw, db = numba_cpu.conv2d_backward(weights, x, w, saved, stride, pad)
+    for analytic, array in ((dx, x), (dw, w), (db, b)):
+        np.testing.assert_allclose(analytic, numerical_gradient(loss, array), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("x_shape, kernel, stride, pad", [
+    ((2, 3, 8, 8), (2, 2), (2, 2), (0, 0)),
+    ((2, 3, 7, 9), (2, 2), (2, 2), (0, 0)),      # odd sizes drop the last row/column
+    ((2, 2, 7, 8), (3, 3), (2, 2), (1, 1)),      # overlapping windows with padding
+    ((1, 2, 6, 7), (2, 3), (1, 2), (1, 1)),      # non-square
+])
+def test_max_pool2d_matches_reference(rng, dtype, x_shape, kernel, stride, pad):
+    x = rng.standard_normal(x_shape).astype(dtype)
+    y, saved = numba_cpu.max_pool2d_forward(x, kernel, stride, pad)
+    y_ref, saved_ref = reference.max_pool2d_forward(x, kernel, stride, pad)
+    assert_close(y, y_ref, dtype)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dx = numba_cpu.max_pool2d_backward(dy, x.shape, saved, kernel, stride, pad)
+    assert_close(dx, reference.max_pool2d_backward(dy, x.shape, saved_ref, kernel, stride, pad), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, offset", [((6, 4, 1), 0.0), ((3, 5, 10), 0.0), ((4, 3, 9), 100.0)])
+def test_batch_norm_matches_reference(rng, dtype, shape, offset):
+    x = (rng.standard_normal(shape) * 2 + offset).astype(dtype)
+    gamma = rng.standard_normal(shape[1]).astype(dtype)
+    beta = rng.standard_normal(shape[1]).astype(dtype)
+    y, mean, var, saved = numba_cpu.batch_norm_forward(x, gamma, beta, 1e-5)
+    y_ref, mean_ref, var_ref, saved_ref = reference.batch_norm_forward(x, gamma, beta, 1e-5)
+    for actual, expected in ((y, y_ref), (mean, mean_ref), (var, var_ref)):
+        assert_close(actual, expected, dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    grads = numba_cpu.batch_norm_backward(dy, gamma, saved)
+    for grad, grad_ref in zip(grads, reference.batch_norm_backward(dy, gamma, saved_ref)):
+        assert_close(grad, grad_ref, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_relu_matches_reference(rng, dtype):
+    x = rng.standard_normal((3, 4, 5)).astype(dtype)
+    y = numba_cpu.relu_forward(x)
+    assert_close(y, reference.relu_forward(x), dtype)
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    assert_close(numba_cpu.relu_backward(dy, y), reference.relu_backward(dy, y), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("weight_decay, decoupled", [(0.0, False), (0.1, False), (0.1, True)])
+def test_adam_step_matches_reference(rng, dtype, weight_decay, decoupled):
+    state = {name: rng.standard_normal((4, 3)).astype(dtype) for name in ("p", "m")}
+    state["v"] = rng.random((4, 3)).astype(dtype)
+    fast = {name: array.copy() for name, array in state.items()}
+    for step in (1, 2, 3):
+        g = rng.standard_normal((4, 3)).astype(dtype)
+        args = (1e-2, 0.9, 0.999, 1e-8, step, weight_decay, decoupled)
+        reference.adam_step(state["p"], g, state["m"], state["v"], *args)
+        numba_cpu.adam_step(fast["p"], g, fast["m"], fast["v"], *args)
+    for name in state:
+        assert_close(fast[name], state[name], dtype)
+
+
+def small_network():
+    # no bias in front of batch norm: its exact gradient is 0, so only rounding noise would be compared
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding="same", bias=False), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(4, 6, 5, padding="same", bias=False), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(6 * 2 * 2, 5, bias=False), nn.BatchNorm1d(5), nn.ReLU(), nn.Linear(5, 3))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_network_gradients_agree_across_backends(rng, dtype):
+    """A whole forward/backward through the layers gives the same loss and gradients."""
+    images = rng.standard_normal((4, 1, 8, 8))
+    state = small_network().to(dtype).state_dict()
+    results = {}
+    for name in ("numpy", "numba"):
+        backend.use(name)
+        try:
+            model = small_network().to(dtype)
+            model.load_state_dict(state)
+            loss = (model(Tensor(images, dtype=dtype)) ** 2).mean()
+            loss.backward()
+            results[name] = [loss.data] + [p.grad for p in model.parameters()]
+        finally:
+            backend.use("numpy")
+    for fast, slow in zip(results["numba"], results["numpy"]):
+        assert_close(np.asarray(fast), np.asarray(slow), dtype)

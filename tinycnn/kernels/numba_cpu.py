@@ -1,0 +1,100 @@
+"""Numba CPU kernel set: the interface of ``reference.py``, with compiled kernels.
+
+Which fast path each op takes (each is tested against ``reference.py``):
+
+    conv2d       Winograd F(2x2, 3x3) / F(2x2, 5x5) for stride-1 3x3 and 5x5 kernels
+                 (``winograd.py``), else chunked im2col + BLAS (``numba_im2col.py``)
+    max_pool2d   one pass with stored arg-max (``numba_pool.py``)
+    batch_norm   per-channel one-pass statistics, xhat recomputed in backward (``numba_batchnorm.py``)
+    relu, adam   flat parallel loops; Adam fused into one pass (``numba_elementwise.py``)
+
+Matrix products go to NumPy's BLAS. Arrays are made contiguous on the way in,
+so each kernel compiles once per dtype (float32, float64); ``cache=True`` keeps
+the machine code between runs.
+"""
+from __future__ import annotations
+
+import numpy
+
+from . import numba_batchnorm, numba_elementwise, numba_im2col, numba_pool, winograd
+from .reference import output_size
+
+
+def _contiguous(*arrays):
+    return [None if a is None else numpy.ascontiguousarray(a) for a in arrays]
+
+
+# --- convolution ------------------------------------------------------------
+def conv2d_forward(x, w, b, stride, pad):
+    """x (N, C, H, W), w (O, C, KH, KW), b (O,) or None -> (y (N, O, OH, OW), saved).
+
+    ``saved`` is ("winograd", transformed weights and input tiles) or ("im2col", None).
+    """
+    x, w, b = _contiguous(x, w, b)
+    if winograd.applies(w.shape, stride, pad):
+        y, tiles = winograd.conv2d_forward(x, w, b, pad)
+        return y, ("winograd", tiles)
+    return numba_im2col.conv2d_forward(x, w, b, stride, pad), ("im2col", None)
+
+
+def conv2d_backward(dy, x, w, saved, stride, pad):
+    """dy (N, O, OH, OW) -> dx (N, C, H, W), dw (O, C, KH, KW), db (O,)."""
+    dy, x, w = _contiguous(dy, x, w)
+    path, tiles = saved
+    if path == "winograd":
+        return winograd.conv2d_backward(dy, x, w, tiles, pad)
+    return numba_im2col.conv2d_backward(dy, x, w, stride, pad)
+
+
+# --- max pooling ------------------------------------------------------------
+def max_pool2d_forward(x, kernel, stride, pad):
+    """x (N, C, H, W) -> (y (N, C, OH, OW), saved = arg-max flat positions (N, C, OH, OW))."""
+    (x,) = _contiguous(x)
+    oh = output_size(x.shape[2], kernel[0], stride[0], pad[0])
+    ow = output_size(x.shape[3], kernel[1], stride[1], pad[1])
+    return numba_pool.max_pool2d_forward(x, *kernel, *stride, *pad, oh, ow)
+
+
+def max_pool2d_backward(dy, x_shape, saved, kernel, stride, pad):
+    """dy (N, C, OH, OW) -> dx (N, C, H, W)."""
+    (dy,) = _contiguous(dy)
+    return numba_pool.max_pool2d_backward(dy, saved, x_shape[2], x_shape[3])
+
+
+# --- batch normalization ------------------------------------------------------
+def batch_norm_forward(x, gamma, beta, eps):
+    """x (N, C, L) -> (y (N, C, L), mean (C,), var (C,), saved = (x, mean, inv_std))."""
+    x, gamma, beta = _contiguous(x, gamma, beta)
+    y, mean, var, inv_std = numba_batchnorm.batch_norm_forward(x, gamma, beta, eps)
+    return y, mean, var, (x, mean, inv_std)
+
+
+def batch_norm_backward(dy, gamma, saved):
+    """dy (N, C, L) -> dx (N, C, L), dgamma (C,), dbeta (C,)."""
+    x, mean, inv_std = saved
+    dy, gamma = _contiguous(dy, gamma)
+    return numba_batchnorm.batch_norm_backward(dy, x, gamma, mean, inv_std)
+
+
+# --- ReLU ----------------------------------------------------------------------
+def relu_forward(x):
+    """y = max(x, 0)"""
+    (x,) = _contiguous(x)
+    return numba_elementwise.relu_forward(x.reshape(-1)).reshape(x.shape)
+
+
+def relu_backward(dy, y):
+    """dx = dy where y > 0, else 0."""
+    dy, y = _contiguous(dy, y)
+    return numba_elementwise.relu_backward(dy.reshape(-1), y.reshape(-1)).reshape(dy.shape)
+
+
+# --- Adam ---------------------------------------------------------------------
+def adam_step(p, g, m, v, lr, beta1, beta2, eps, step, weight_decay, decoupled):
+    """One Adam/AdamW update, in place on p, m and v (see ``reference.adam_step``)."""
+    if not (p.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous):
+        raise ValueError("adam_step updates in place and needs contiguous p, m and v")
+    (g,) = _contiguous(g)
+    numba_elementwise.adam_step(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1),
+                                float(lr), float(beta1), float(beta2), float(eps), int(step),
+                                float(weight_decay), bool(decoupled))

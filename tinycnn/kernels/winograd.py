@@ -1,0 +1,181 @@
+"""Winograd convolution F(m x m, r x r) for stride-1 square kernels, forward and backward.
+
+The output is cut into m x m tiles; tile t reads an alpha x alpha input patch
+(alpha = m + r - 1). With the Toom-Cook matrices AT, G, BT (``toom_cook.py``):
+
+    U[xi, nu, o, c] = (G w[o, c] G^T)[xi, nu]               weights in the Winograd domain
+    V[xi, nu, c, t] = (BT d[c, t] BT^T)[xi, nu]             input patches in the Winograd domain
+    M[xi, nu]       = U[xi, nu] @ V[xi, nu]                 alpha^2 matrix products (O, C) @ (C, T)
+    y[o, t]         = AT M[:, :, o, t] AT^T                 m x m output tile
+
+so the matrix products do alpha^2 / (m^2 r^2) of im2col's multiplications
+(1/2.25 for F(2x2, 3x3), 1/2.8 for F(2x2, 5x5)). Backward is the exact adjoint
+of every step: dM = A dy A^T per tile, dU = dM @ V^T, dV = U^T @ dM,
+dx = scatter-add of B dV B^T over the overlapping patches, dw = G^T dU G.
+
+Two tile kernels do all transforms:
+  ``to_tiles``   planes (N, C, H, W) -> (alpha^2, C, TH*TW*N): out = L p L^T per tile p (k x k, stride m)
+  ``from_tiles`` (alpha^2, C, TH*TW*N) -> planes: adds R q R^T (k x k) at stride m, then crops.
+The tile axis T is ordered (ty, tx, n), images innermost, so the transforms are
+vector operations over images. Images are processed in batch chunks so that the
+Winograd-domain arrays stay small. The weight transforms are one matrix product
+with kron(G, G) (alpha^2, r^2): U = kron(G, G) @ w as (r^2, O*C).
+"""
+from __future__ import annotations
+
+import numpy
+from numba import njit, prange
+
+from .toom_cook import POINTS, winograd_matrices
+
+TILE = {3: 2, 5: 2}                 # output tile size m used for each kernel size r
+CHUNK_BYTES = 48 * 2 ** 20          # budget for one chunk's M (alpha^2, O, T) array
+
+
+def applies(w_shape, stride, pad) -> bool:
+    """Winograd path: stride 1, square 3x3 or 5x5 kernel, padding below the kernel size."""
+    o, c, kh, kw = w_shape
+    return (stride == (1, 1) and kh == kw and kh in TILE and max(pad) < kh and c >= 4)
+
+
+def _matrices(r, dtype):
+    m = TILE[r]
+    return [a.astype(dtype) for a in winograd_matrices(m, r, POINTS[(m, r)])]
+
+
+@njit(parallel=True, cache=True, fastmath={"reassoc", "contract"})
+def to_tiles(planes, left, m, pad_h, pad_w, th, tw):
+    """out[xi*alpha + nu, c, (ty*tw + tx)*N + n] = sum_ij L[xi, i] p[i, j] L[nu, j],
+    p = the k x k patch at (ty*m - pad_h, tx*m - pad_w) of planes[n, c] (zero outside).
+
+    planes (N, C, H, W), left L (alpha, k) -> out (alpha^2, C, th*tw*N).
+    Images are the innermost axis, so every step is a vector operation over N.
+    """
+    n_images, channels, height, width = planes.shape
+    alpha, k = left.shape
+    buf_w = (tw - 1) * m + k
+    out = numpy.empty((alpha * alpha, channels, th * tw * n_images), dtype=planes.dtype)
+    for task in prange(channels * th):
+        c, ty = task // th, task % th
+        patch = numpy.zeros((k, buf_w, n_images), dtype=planes.dtype)   # k rows, images last
+        for i in range(k):
+            h = ty * m + i - pad_h
+            if 0 <= h < height:
+                for n in range(n_images):
+                    for x in range(min(width, buf_w - pad_w)):
+                        patch[i, pad_w + x, n] = planes[n, c, h, x]
+        rows = numpy.zeros((alpha, buf_w, n_images), dtype=planes.dtype)  # L @ patch
+        for xi in range(alpha):
+            for i in range(k):
+                coef = left[xi, i]
+                if coef != 0.0:
+                    for x in range(buf_w):
+                        for n in range(n_images):
+                            rows[xi, x, n] += coef * patch[i, x, n]
+        for tx in range(tw):
+            base = (ty * tw + tx) * n_images
+            for xi in range(alpha):
+                for nu in range(alpha):
+                    target = out[xi * alpha + nu, c, base:base + n_images]
+                    target[:] = 0.0
+                    for j in range(k):
+                        coef = left[nu, j]
+                        if coef != 0.0:
+                            for n in range(n_images):
+                                target[n] += coef * rows[xi, tx * m + j, n]
+    return out
+
+
+@njit(parallel=True, cache=True, fastmath={"reassoc", "contract"})
+def from_tiles(tiles, right, m, th, tw, n_images, out_h, out_w, crop_h, crop_w, bias):
+    """planes[n, c] = crop of a buffer where every tile adds R q R^T at (ty*m, tx*m), + bias[c].
+
+    tiles (alpha^2, C, th*tw*N), right R (k, alpha), bias (C,) -> planes (N, C, out_h, out_w);
+    the crop starts at (crop_h, crop_w) of the ((th-1)*m + k, (tw-1)*m + k) buffer.
+    """
+    channels = tiles.shape[1]
+    k, alpha = right.shape
+    buf_h, buf_w = (th - 1) * m + k, (tw - 1) * m + k
+    out = numpy.empty((n_images, channels, out_h, out_w), dtype=tiles.dtype)
+    for c in prange(channels):
+        buf = numpy.zeros((buf_h, buf_w, n_images), dtype=tiles.dtype)   # images last
+        half = numpy.empty((k, alpha, n_images), dtype=tiles.dtype)      # R @ q
+        for ty in range(th):
+            for tx in range(tw):
+                base = (ty * tw + tx) * n_images
+                half[:] = 0.0
+                for i in range(k):
+                    for xi in range(alpha):
+                        coef = right[i, xi]
+                        if coef != 0.0:
+                            for nu in range(alpha):
+                                for n in range(n_images):
+                                    half[i, nu, n] += coef * tiles[xi * alpha + nu, c, base + n]
+                for i in range(k):
+                    for j in range(k):
+                        for nu in range(alpha):
+                            coef = right[j, nu]
+                            if coef != 0.0:
+                                for n in range(n_images):
+                                    buf[ty * m + i, tx * m + j, n] += coef * half[i, nu, n]
+        for n in range(n_images):
+            for h in range(out_h):
+                for x in range(out_w):
+                    out[n, c, h, x] = buf[crop_h + h, crop_w + x, n] + bias[c]
+    return out
+
+
+def _plan(x_shape, w_shape, pad):
+    n, c, h, w = x_shape
+    o, _, r, _ = w_shape
+    m = TILE[r]
+    oh, ow = h + 2 * pad[0] - r + 1, w + 2 * pad[1] - r + 1
+    th, tw = -(-oh // m), -(-ow // m)
+    per_image = (m + r - 1) ** 2 * max(o, c) * th * tw * 4
+    chunk = max(1, min(n, CHUNK_BYTES // per_image))
+    return m, oh, ow, th, tw, chunk
+
+
+def conv2d_forward(x, w, b, pad):
+    """x (N, C, H, W), w (O, C, r, r), b (O,) or None -> (y (N, O, OH, OW), saved).
+
+    ``saved`` holds the transformed input chunks V (alpha^2, C, T) for backward.
+    """
+    n = x.shape[0]
+    o, c, r, _ = w.shape
+    at, g, bt = _matrices(r, x.dtype)
+    m, oh, ow, th, tw, chunk = _plan(x.shape, w.shape, pad)
+    u = (numpy.kron(g, g) @ w.reshape(o * c, r * r).T).reshape(-1, o, c)       # (alpha^2, O, C)
+    bias = numpy.zeros(o, x.dtype) if b is None else b
+    y = numpy.empty((n, o, oh, ow), dtype=x.dtype)
+    inputs = []
+    for start in range(0, n, chunk):
+        part = x[start:start + chunk]
+        v = to_tiles(part, bt, m, pad[0], pad[1], th, tw)             # (alpha^2, C, T)
+        y[start:start + chunk] = from_tiles(numpy.matmul(u, v), at, m, th, tw, part.shape[0],
+                                            oh, ow, 0, 0, bias)
+        inputs.append(v)
+    return y, (u, inputs)
+
+
+def conv2d_backward(dy, x, w, saved, pad):
+    """dy (N, O, OH, OW) -> dx (N, C, H, W), dw (O, C, r, r), db (O,): the adjoint of forward."""
+    u, inputs = saved
+    n, c, h, width = x.shape
+    o, _, r, _ = w.shape
+    at, g, bt = _matrices(r, x.dtype)
+    m, oh, ow, th, tw, chunk = _plan(x.shape, w.shape, pad)
+    no_bias = numpy.zeros(c, x.dtype)
+    dx = numpy.empty_like(x)
+    du = numpy.zeros_like(u)                                          # (alpha^2, O, C)
+    u_t = numpy.ascontiguousarray(u.transpose(0, 2, 1))               # (alpha^2, C, O)
+    for index, start in enumerate(range(0, n, chunk)):
+        part = numpy.ascontiguousarray(dy[start:start + chunk])
+        dm = to_tiles(part, numpy.ascontiguousarray(at.T), m, 0, 0, th, tw)   # (alpha^2, O, T)
+        du += numpy.matmul(dm, inputs[index].transpose(0, 2, 1))
+        dv = numpy.matmul(u_t, dm)                                    # (alpha^2, C, T)
+        dx[start:start + chunk] = from_tiles(dv, numpy.ascontiguousarray(bt.T), m, th, tw,
+                                             part.shape[0], h, width, pad[0], pad[1], no_bias)
+    dw = (du.reshape(-1, o * c).T @ numpy.kron(g, g)).reshape(w.shape)   # G^T dU G
+    db = dy.sum(axis=(0, 2, 3))
+    return dx, dw, db
