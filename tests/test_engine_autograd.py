@@ -138,3 +138,11 @@ def test_mixing_backends_is_a_clear_error(monkeypatch):
 def test_unknown_backend_is_a_clear_error():
     with pytest.raises(backend.BackendError, match="unknown backend 'tpu'"):
         backend.use("tpu")
+
+
+def test_matmul_and_power_reject_what_they_cannot_differentiate(float64):
+    with pytest.raises(ValueError, match="2-D"):
+        leaf([[1.0, 2.0]]) @ leaf([1.0, 2.0])
+    with pytest.raises(TypeError, match="constant number"):
+        leaf([1.0]) ** leaf([2.0])
+    assert (leaf([3.0]) ** numpy.int64(2)).item() == 9.0

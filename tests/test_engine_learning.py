@@ -40,7 +40,7 @@ def test_small_cnn_learns_oriented_bars(backend_name):
     optimizer = optim.Adam(model.parameters(), lr=0.01)
 
     model.train()
-    for epoch in range(4):
+    for epoch in range(3):
         order = rng.permutation(len(train_labels))
         for start in range(0, len(order), 32):
             batch = order[start:start + 32]

@@ -145,3 +145,18 @@ def test_zero_grad_and_num_parameters():
     model.zero_grad()
     assert all(p.grad is None for p in model.parameters())
     assert model.num_parameters() == (4 * 9 + 4) + 8 + (36 * 8 + 8) + 16 + (8 * 3 + 3)
+
+
+def test_assigning_to_parameters_and_buffers_keeps_them_registered():
+    layer = nn.BatchNorm1d(3)
+    with pytest.raises(TypeError, match="parameter 'weight'"):
+        layer.weight = Tensor(numpy.ones(3))
+    layer.running_mean = numpy.full(3, 2.0, dtype=numpy.float32)
+    assert list(layer.state_dict()) == ["weight", "bias", "running_mean", "running_var"]
+    numpy.testing.assert_array_equal(layer.state_dict()["running_mean"], [2.0, 2.0, 2.0])
+
+
+def test_saved_file_is_readable_by_others(tmp_path):
+    path = tmp_path / "model.npz"
+    tinycnn.save(small_model().state_dict(), str(path))
+    assert path.stat().st_mode & 0o044 == 0o044

@@ -7,6 +7,8 @@ input's shape (:func:`sum_to`).
 """
 from __future__ import annotations
 
+import numbers
+
 from .tensor import Function, Tensor
 from . import backend
 
@@ -169,10 +171,20 @@ def sub(a, b) -> Tensor: return Sub()(a, b)
 def mul(a, b) -> Tensor: return Mul()(a, b)
 def div(a, b) -> Tensor: return Div()(a, b)
 def neg(x) -> Tensor: return Neg()(x)
-def power(x, exponent: float) -> Tensor: return Power(exponent)(x)
 def exp(x) -> Tensor: return Exp()(x)
 def log(x) -> Tensor: return Log()(x)
-def matmul(a, b) -> Tensor: return MatMul()(a, b)
+
+
+def power(x, exponent: float) -> Tensor:
+    if not isinstance(exponent, numbers.Real):
+        raise TypeError(f"x ** p needs a constant number p, got {type(exponent).__name__}")
+    return Power(exponent)(x)
+
+
+def matmul(a, b) -> Tensor:
+    if a.ndim != 2 or b.ndim != 2:
+        raise ValueError(f"matmul multiplies 2-D tensors, got shapes {a.shape} and {b.shape}")
+    return MatMul()(a, b)
 def sum(x, axis=None, keepdims=False) -> Tensor: return Sum(axis, keepdims)(x)  # noqa: A001
 
 

@@ -28,6 +28,7 @@ def save(state: dict, path: str, metadata: dict | None = None) -> None:
     try:
         with os.fdopen(handle, "wb") as file:
             numpy.savez(file, **arrays)
+        os.chmod(temporary, 0o644)   # mkstemp makes the file private; a model file is for sharing
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):

@@ -38,6 +38,12 @@ class Module:
     def __setattr__(self, name, value):
         if "_parameters" not in self.__dict__:
             raise AttributeError(f"call super().__init__() in {type(self).__name__}.__init__ first")
+        if name in self._parameters and not isinstance(value, (Parameter, type(None))):
+            raise TypeError(f"cannot assign {type(value).__name__} to parameter {name!r} "
+                            "(a Parameter or None expected); to change its values, assign to .data")
+        if name in self._buffers and not isinstance(value, (Parameter, Module, type(None))):
+            object.__setattr__(self, name, value)   # a new array for a buffer stays a buffer
+            return
         for registry in (self._parameters, self._buffers, self._modules):
             registry.pop(name, None)
         if isinstance(value, Parameter):
