@@ -1,0 +1,90 @@
+"""Emotions of the faces in photos, from the command line.
+
+    python -m fer_app.predict photo.jpg group.png            # a table per image and face
+    python -m fer_app.predict photo.jpg --json               # {"photo.jpg": [{"box": ...}, ...]}
+    python -m fer_app.predict *.jpg --annotate annotated/    # also write pictures with boxes
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from PIL import Image
+
+from .draw import annotate
+from .recognizer import EmotionRecognizer, read_image
+
+
+def add_recognizer_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every app CLI shares: which model, backend and face settings."""
+    parser.add_argument("--model", default="default",
+                        help="'default' (the shipped model) or a model .npz file")
+    parser.add_argument("--backend", default=None, help="tinycnn backend: numpy, numba or cupy")
+    parser.add_argument("--min-face-size", type=int, default=40,
+                        help="smallest face side in pixels (default 40)")
+    parser.add_argument("--margin", type=float, default=0.0,
+                        help="grow each face box by this fraction of its side (default 0.0)")
+
+
+def build_recognizer(args: argparse.Namespace) -> EmotionRecognizer:
+    return EmotionRecognizer(model=args.model, backend=args.backend,
+                             min_face_size=args.min_face_size, margin=args.margin)
+
+
+def format_table(path: str, faces: list[dict]) -> str:
+    """One picture's faces as a text table: box, top emotion, every probability."""
+    if not faces:
+        return f"{path}: no face found"
+    names = list(faces[0]["probabilities"])
+    header = f"{'face':>4}  {'box (x, y, w, h)':<22} {'emotion':<9}" + "".join(
+        f"{name[:7]:>8}" for name in names)
+    lines = [f"{path}: {len(faces)} face(s)", header]
+    for index, face in enumerate(faces):
+        box = ", ".join(str(v) for v in face["box"])
+        probabilities = "".join(f"{face['probabilities'][name]:8.3f}" for name in names)
+        lines.append(f"{index:>4}  {box:<22} {face['emotion']:<9}{probabilities}")
+    return "\n".join(lines)
+
+
+def annotated_path(out_dir: str, path: str) -> str:
+    """Where the annotated copy of ``path`` goes: OUT_DIR/<name>.annotated.png."""
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return os.path.join(out_dir, f"{stem}.annotated.png")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m fer_app.predict", description="Find faces in photos and tell their emotions.")
+    parser.add_argument("images", nargs="+", help="picture files (JPEG, PNG, ...)")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object mapping each path to its list of faces")
+    parser.add_argument("--annotate", metavar="OUT_DIR",
+                        help="write each picture with boxes, labels and probability bars here")
+    add_recognizer_arguments(parser)
+    args = parser.parse_args(argv)
+
+    recognizer = build_recognizer(args)
+    results, failed = {}, 0
+    for path in args.images:
+        try:
+            rgb = read_image(path)  # (H, W, 3)
+        except (OSError, ValueError) as error:
+            print(f"{path}: cannot read picture: {error}", file=sys.stderr)
+            failed += 1
+            continue
+        faces = recognizer.detect(rgb, color="rgb")
+        results[path] = faces
+        if args.annotate:
+            os.makedirs(args.annotate, exist_ok=True)
+            Image.fromarray(annotate(rgb, faces)).save(annotated_path(args.annotate, path))
+        if not args.json:
+            print(format_table(path, faces))
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
