@@ -17,6 +17,7 @@ import tinycnn
 from tinycnn import backend as backends
 from tinycnn import nn
 
+from .checkpoint import MODEL_PREFIX
 from .models import build_model
 from .normalize import Normalizer
 
@@ -108,7 +109,8 @@ class Classifier:
 
 
 def read_model_file(path: str) -> tuple[dict, dict]:
-    """(state, metadata) of a model file, with a clear error if it is not one."""
+    """(state, metadata) of a model file (model.npz, or the model inside a training
+    checkpoint last.npz), with a clear error if it is not one."""
     if not os.path.isfile(path):
         raise ModelFileError(f"{path}: model file not found")
     try:
@@ -118,8 +120,10 @@ def read_model_file(path: str) -> tuple[dict, dict]:
     missing = [key for key in ("arch", "num_classes", "class_names", "normalization")
                if key not in metadata]
     if missing:
-        raise ModelFileError(f"{path}: metadata lacks {', '.join(missing)} "
-                             "(a training checkpoint? use model.npz, not last.npz)")
+        raise ModelFileError(f"{path}: not a fer_app model file (metadata lacks {', '.join(missing)})")
+    if any(name.startswith(MODEL_PREFIX) for name in state):  # a training checkpoint (last.npz)
+        state = {name[len(MODEL_PREFIX):]: value for name, value in state.items()
+                 if name.startswith(MODEL_PREFIX)}
     return state, metadata
 
 

@@ -1,0 +1,90 @@
+"""Evaluate a trained model on one split of a FER-2013 file.
+
+    python -m fer_app.evaluate --model runs/vgg_fer/model.npz --data fer2013.csv --split PublicTest
+    python -m fer_app.evaluate --model default --split PrivateTest --json --tta
+
+Prints accuracy, macro-F1 and the per-class table (or, with --json, one JSON object
+with accuracy, macro_f1, per_class, n and the confusion matrix) and writes
+confusion_matrix_<split>.png to --out (default: the model's folder; the current
+folder for the shipped model).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+from tinycnn import backend as backends
+
+from . import plots
+from .data import DataError, Dataset, choose_classes, find_data, load_dataset, select_split
+from .inference import Classifier, ModelFileError, load_classifier
+from .metrics import classification_report, format_report
+
+
+def dataset_for(classifier: Classifier, path: str, skip_bad: bool = False) -> Dataset:
+    """The data at ``path`` with the class set the model was trained on (7 classes,
+    6 without disgust, or 6 with disgust merged into angry, as its settings say)."""
+    ds = load_dataset(path, 7, skip_bad=skip_bad)
+    if classifier.class_names == ds.class_names:
+        return ds
+    merge = bool(classifier.metadata.get("settings", {}).get("merge_disgust", False))
+    six = choose_classes(ds, 6, merge)
+    if classifier.class_names != six.class_names:
+        raise DataError(f"{path}: the model's classes {classifier.class_names} do not match the "
+                        f"data's {ds.class_names}")
+    return six
+
+
+def evaluate(classifier: Classifier, ds: Dataset, tta: bool = False) -> dict:
+    """Accuracy, macro-F1, per-class scores, n and confusion matrix of ``classifier`` on ``ds``."""
+    predictions = classifier.predict(ds.images, tta=tta)  # (N,)
+    return classification_report(ds.labels, predictions, ds.class_names)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fer_app.evaluate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="default",
+                        help="model file (runs/NAME/model.npz) or 'default' (the shipped model)")
+    parser.add_argument("--data", help="FER-2013 CSV or image-folder root (default: searched)")
+    parser.add_argument("--split", default="PublicTest",
+                        help="split name in the data's Usage column, or 'all' (default PublicTest)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    parser.add_argument("--tta", action="store_true",
+                        help="test-time augmentation: average over flips and shifted crops")
+    parser.add_argument("--out", help="folder for the confusion-matrix PNG")
+    parser.add_argument("--backend", choices=backends.names(), help="tinycnn backend")
+    parser.add_argument("--skip-bad", action="store_true", help="skip bad rows/images")
+    args = parser.parse_args(argv)
+    try:
+        classifier = load_classifier(args.model, args.backend)
+        path = find_data(args.data)
+        ds = dataset_for(classifier, path, args.skip_bad)
+        if args.split.lower() != "all":
+            ds = select_split(ds, args.split)
+        report = evaluate(classifier, ds, args.tta)
+        report.update(split=args.split, model=args.model, tta=args.tta)
+        out = args.out or ("." if args.model == "default" else os.path.dirname(os.path.abspath(args.model)))
+        os.makedirs(out, exist_ok=True)
+        figure = os.path.join(out, f"confusion_matrix_{args.split}.png")
+        title = f"{classifier.metadata['arch']} on {args.split}{' (TTA)' if args.tta else ''}: " \
+                f"accuracy {report['accuracy']:.3f}"
+        plots.plot_confusion_matrix(np.array(report["confusion_matrix"]), ds.class_names, figure, title)
+    except (ModelFileError, DataError, backends.BackendError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(f"{args.model} on {path} [{args.split}]{' with TTA' if args.tta else ''}")
+        print(format_report(report))
+        print(f"wrote {figure}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
