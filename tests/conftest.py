@@ -1,6 +1,8 @@
 """Shared fixtures: float64 mode and the CPU backends that can run here."""
 from __future__ import annotations
 
+import contextlib
+
 import numpy
 import pytest
 
@@ -16,8 +18,31 @@ def _loads(name: str) -> bool:
     return True
 
 
-# "numpy" always; "numba" once tinycnn/kernels/numba_cpu.py exists and imports.
+# "numpy" always; "numba" when tinycnn/kernels/numba_cpu.py imports.
 CPU_BACKENDS = [name for name in ("numpy", "numba") if _loads(name)]
+
+
+@contextlib.contextmanager
+def using_backend(name: str):
+    """Make ``name`` the active backend inside the block, then switch back.
+
+    Numba runs on one thread here: tests make thousands of calls on tiny arrays,
+    where handing work to a second thread on a busy 2-core machine costs far
+    more than the work (the parallel paths are tested in test_kernels_numba.py).
+    """
+    previous = backend.current().name
+    backend.use(name)
+    threads = None
+    if name == "numba":
+        import numba
+        threads = numba.get_num_threads()
+        numba.set_num_threads(1)
+    try:
+        yield name
+    finally:
+        if threads is not None:
+            numba.set_num_threads(threads)
+        backend.use(previous)
 
 
 @pytest.fixture
@@ -30,8 +55,6 @@ def float64():
 
 @pytest.fixture(params=CPU_BACKENDS)
 def backend_name(request):
-    """Run the test once per available CPU backend, then switch back."""
-    previous = backend.current().name
-    backend.use(request.param)
-    yield request.param
-    backend.use(previous)
+    """Run the test once per available CPU backend."""
+    with using_backend(request.param):
+        yield request.param

@@ -30,6 +30,7 @@ import numpy
 import tinycnn
 from tinycnn import Tensor
 
+
 def check_gradients(function: Callable[..., Tensor], inputs: Sequence, eps: float = 1e-6,
                     seed: int = 20261121) -> list[float]:
     """Max relative error between backward's and central differences' gradients, per input.
@@ -48,7 +49,8 @@ def check_gradients(function: Callable[..., Tensor], inputs: Sequence, eps: floa
     xp = tinycnn.backend.of(output.data).xp
     projection = xp.asarray(numpy.random.default_rng(seed).standard_normal(output.shape))
     output.backward(projection)
-    noise = 100 * numpy.finfo(numpy.float64).eps * max(abs(float((output.data * projection).sum())), 1.0) / eps
+    loss = float((output.data * projection).sum())
+    noise = 100 * numpy.finfo(numpy.float64).eps * max(abs(loss), 1.0) / eps
 
     def projected_output() -> float:
         with tinycnn.no_grad():
@@ -56,8 +58,10 @@ def check_gradients(function: Callable[..., Tensor], inputs: Sequence, eps: floa
 
     errors = []
     for tensor in tensors:
-        analytic = tinycnn.backend.to_numpy(tensor.grad) if tensor.grad is not None \
-            else numpy.zeros(tensor.shape)
+        if tensor.grad is None:       # backward never reached it: d/da counts as 0
+            analytic = numpy.zeros(tensor.shape)
+        else:
+            analytic = tinycnn.backend.to_numpy(tensor.grad)
         numeric = _numeric_gradient(projected_output, tensor, eps)
         errors.append(_relative_error(analytic, numeric, noise))
     return errors
@@ -69,7 +73,8 @@ def _as_tensor(value) -> Tensor:
     if tensor.dtype != numpy.float64:
         raise TypeError(f"gradient checks need float64 inputs, got {tensor.dtype}")
     tensor.requires_grad = True
-    tensor.data = tinycnn.backend.of(tensor.data).xp.ascontiguousarray(tensor.data)  # see below
+    # contiguous, so that _numeric_gradient's flat view writes through to tensor.data
+    tensor.data = tinycnn.backend.of(tensor.data).xp.ascontiguousarray(tensor.data)
     return tensor
 
 

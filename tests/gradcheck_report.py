@@ -15,7 +15,7 @@ import numpy
 from tqdm import tqdm
 
 import tinycnn
-from tests.conftest import CPU_BACKENDS
+from tests.conftest import CPU_BACKENDS, using_backend
 from tests.gradcheck import check_gradients
 from tests.test_engine_gradcheck import CASES, TOLERANCE
 
@@ -26,13 +26,12 @@ def measure(backends: list[str]) -> dict[str, dict[str, float]]:
     tinycnn.set_default_dtype(numpy.float64)
     try:
         for backend_name in backends:
-            tinycnn.backend.use(backend_name)
-            for name, build in tqdm(CASES.items(), desc=backend_name, leave=False):
-                function, inputs = build(numpy.random.default_rng(0))
-                errors[name][backend_name] = max(check_gradients(function, inputs))
+            with using_backend(backend_name):
+                for name, build in tqdm(CASES.items(), desc=backend_name, leave=False):
+                    function, inputs = build(numpy.random.default_rng(0))
+                    errors[name][backend_name] = max(check_gradients(function, inputs))
     finally:
         tinycnn.set_default_dtype(numpy.float32)
-        tinycnn.backend.use("numpy")
     return errors
 
 
