@@ -284,3 +284,27 @@ def check_mixing_is_an_error(device: Backend) -> None:
         F.conv2d(x_host, w_device)
     with pytest.raises(backend.BackendError):
         x_host.reshape(1, 16) @ Tensor._wrap(device.xp.asarray(numpy.ones((16, 2), numpy.float32)))
+
+
+def check_sgd_and_loss_options(device: Backend) -> None:
+    """SGD (momentum, Nesterov, weight decay) and the loss's class weights, label smoothing
+    and soft labels give the same numbers on the device as on the host."""
+    rng = numpy.random.default_rng(3)
+    logits_host = rng.standard_normal((6, 4)).astype(numpy.float32)     # (N, K)
+    labels = rng.integers(0, 4, size=6)                                 # (N,)
+    soft_labels = rng.dirichlet(numpy.ones(4), size=6)                  # (N, K) rows sum to 1
+    class_weight = numpy.array([1.0, 2.0, 0.5, 1.5])
+    results = {}
+    for name in ("numpy", device.name):
+        backend.use(name)
+        logits = Tensor(logits_host.copy(), requires_grad=True)   # numpy: Tensor shares the array
+        loss = (F.softmax_cross_entropy(logits, labels, label_smoothing=0.1, class_weight=class_weight)
+                + F.softmax_cross_entropy(logits, soft_labels))
+        loss.backward()
+        optimizer = optim.SGD([logits], lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01)
+        optimizer.step()
+        optimizer.step()                                                # uses the momentum buffer
+        results[name] = (loss.item(), logits.data)
+    numpy.testing.assert_allclose(results[device.name][0], results["numpy"][0], rtol=RTOL)
+    assert isinstance(results[device.name][1], device.xp.ndarray)
+    assert_close(results[device.name][1], results["numpy"][1], "logits after two SGD steps")

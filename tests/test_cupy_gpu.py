@@ -104,6 +104,10 @@ def test_training_step_on_gpu_equals_numpy_backend(device, monkeypatch):
     cupy_checks.check_training_step(device, monkeypatch)
 
 
+def test_sgd_and_loss_options_on_gpu_equal_numpy_backend(device):
+    cupy_checks.check_sgd_and_loss_options(device)
+
+
 def test_dropout_masks_come_from_gpu_rng(device):
     cupy_checks.check_dropout_uses_device_rng(device)
 

@@ -128,6 +128,10 @@ def test_training_step_on_standin_equals_numpy_backend(device, fake, monkeypatch
     assert expected <= set(fake.calls), f"device ops that did not run: {expected - set(fake.calls)}"
 
 
+def test_sgd_and_loss_options_on_standin_equal_numpy_backend(device):
+    cupy_checks.check_sgd_and_loss_options(device)
+
+
 def test_dropout_masks_come_from_device_rng(device, fake):
     cupy_checks.check_dropout_uses_device_rng(device)
     assert "random.seed" in fake.calls and "random.random_sample" in fake.calls
