@@ -280,8 +280,9 @@ def _elementwise_kernel_class(calls: list) -> type:
 
 
 def _fake_random(calls: list) -> types.SimpleNamespace:
-    """``cupy.random`` (legacy API): ``seed(s)`` and ``random_sample(size, dtype)``."""
-    state = {"generator": numpy.random.default_rng(0)}
+    """``cupy.random`` (legacy API): ``seed(s)`` and ``random_sample(size, dtype)``.
+    Unseeded it draws from fresh entropy, as CuPy does without CUPY_SEED."""
+    state = {"generator": numpy.random.default_rng()}
 
     def seed(value=None):
         calls.append("random.seed")

@@ -16,7 +16,9 @@ import pytest
 
 from tests import cupy_checks
 from tests.fake_cupy import make_fake_cupy
-from tinycnn import backend
+import tinycnn
+from tinycnn import Tensor, backend
+from tinycnn import functional as F
 from tinycnn.backend import Backend
 from tinycnn.kernels import cupy_gpu, reference
 
@@ -135,6 +137,19 @@ def test_sgd_and_loss_options_on_standin_equal_numpy_backend(device):
 def test_dropout_masks_come_from_device_rng(device, fake):
     cupy_checks.check_dropout_uses_device_rng(device)
     assert "random.seed" in fake.calls and "random.random_sample" in fake.calls
+
+
+def test_manual_seed_before_the_device_backend_loads_still_seeds_it(fake, monkeypatch):
+    monkeypatch.setattr(backend, "_LOADERS", dict(backend._LOADERS))
+    monkeypatch.setattr(backend, "_LOADED", dict(backend._LOADED))
+    monkeypatch.setattr(backend, "_current", backend._current)
+    masks = []
+    for _ in range(2):
+        backend.register("cupy", lambda: Backend("cupy", make_fake_cupy(), cupy_gpu))  # not loaded
+        tinycnn.manual_seed(5)
+        backend.use("cupy")
+        masks.append(F.dropout(Tensor(numpy.ones(100, dtype=numpy.float32)), 0.5).to_numpy())
+    numpy.testing.assert_array_equal(masks[0], masks[1])
 
 
 def test_save_and_load_from_standin(device, tmp_path):
