@@ -33,15 +33,17 @@ def fake():
 
 
 @pytest.fixture
-def device(fake, monkeypatch):
-    """The stand-in registered as backend "cupy" with the GPU kernel set.
-
-    The registry, the loaded backends and the active backend are copies for the
-    test, so everything is as before once it ends.
-    """
+def registry(monkeypatch):
+    """Copies of the backend registry, the loaded backends and the active backend for
+    the test, so everything is as before once it ends."""
     monkeypatch.setattr(backend, "_LOADERS", dict(backend._LOADERS))
     monkeypatch.setattr(backend, "_LOADED", dict(backend._LOADED))
     monkeypatch.setattr(backend, "_current", backend._current)
+
+
+@pytest.fixture
+def device(fake, registry):
+    """The stand-in registered (and loaded) as backend "cupy", with the GPU kernel set."""
     backend.register("cupy", lambda: Backend("cupy", fake, cupy_gpu))
     return backend.get("cupy")
 
@@ -139,10 +141,7 @@ def test_dropout_masks_come_from_device_rng(device, fake):
     assert "random.seed" in fake.calls and "random.random_sample" in fake.calls
 
 
-def test_manual_seed_before_the_device_backend_loads_still_seeds_it(fake, monkeypatch):
-    monkeypatch.setattr(backend, "_LOADERS", dict(backend._LOADERS))
-    monkeypatch.setattr(backend, "_LOADED", dict(backend._LOADED))
-    monkeypatch.setattr(backend, "_current", backend._current)
+def test_manual_seed_before_the_device_backend_loads_still_seeds_it(registry):
     masks = []
     for _ in range(2):
         backend.register("cupy", lambda: Backend("cupy", make_fake_cupy(), cupy_gpu))  # not loaded
