@@ -14,17 +14,14 @@ from numba import njit, prange
 
 
 @njit(parallel=True, cache=True)
-def batch_norm_forward(x, gamma, beta, eps):
-    """x (N, C, L), gamma and beta (C,) -> y (N, C, L), mean (C,), var (C,) biased, inv_std (C,).
+def batch_norm_forward(x, gamma, beta, eps, y, mean, var, inv_std):
+    """x (N, C, L), gamma and beta (C,) -> y (N, C, L), mean (C,), var (C,) biased, inv_std (C,),
+    written in place.
 
     y = gamma * (x - mean) * inv_std + beta,  inv_std = 1 / sqrt(var + eps).
     """
     n_images, channels, length = x.shape
     count = n_images * length
-    y = numpy.empty_like(x)
-    mean = numpy.empty(channels, dtype=x.dtype)
-    var = numpy.empty(channels, dtype=x.dtype)
-    inv_std = numpy.empty(channels, dtype=x.dtype)
     for c in prange(channels):
         shift = numpy.float64(x[0, c, 0])
         total, squares = 0.0, 0.0
@@ -42,21 +39,17 @@ def batch_norm_forward(x, gamma, beta, eps):
         for n in range(n_images):
             for i in range(length):
                 y[n, c, i] = x[n, c, i] * scale + offset
-    return y, mean, var, inv_std
 
 
 @njit(parallel=True, cache=True)
-def batch_norm_backward(dy, x, gamma, mean, inv_std):
-    """dy, x (N, C, L) -> dx (N, C, L), dgamma (C,), dbeta (C,)  (M = N*L per channel).
+def batch_norm_backward(dy, x, gamma, mean, inv_std, dx, dgamma, dbeta):
+    """dy, x (N, C, L) -> dx (N, C, L), dgamma (C,), dbeta (C,) in place  (M = N*L per channel).
 
     dbeta = sum(dy),  dgamma = sum(dy * xhat),
     dx = gamma * inv_std / M * (M*dy - dbeta - xhat * dgamma).
     """
     n_images, channels, length = x.shape
     count = n_images * length
-    dx = numpy.empty_like(x)
-    dgamma = numpy.empty(channels, dtype=x.dtype)
-    dbeta = numpy.empty(channels, dtype=x.dtype)
     for c in prange(channels):
         sum_dy, sum_dy_xhat = 0.0, 0.0
         for n in range(n_images):
@@ -71,4 +64,3 @@ def batch_norm_backward(dy, x, gamma, mean, inv_std):
         for n in range(n_images):
             for i in range(length):
                 dx[n, c, i] = scale * (dy[n, c, i] - mean_dy - (x[n, c, i] - mean[c]) * slope)
-    return dx, dgamma, dbeta

@@ -10,14 +10,24 @@ Which fast path each op takes (each is tested against ``reference.py``):
 
 Matrix products go to NumPy's BLAS. Arrays are made contiguous on the way in,
 so each kernel compiles once per dtype (float32, float64); ``cache=True`` keeps
-the machine code between runs.
+the machine code between runs. Outputs are allocated here with NumPy (huge
+pages for large arrays) and filled in place by the kernels.
+
+Numba's OpenMP threads are told to sleep, not spin, between kernels
+(``OMP_WAIT_POLICY=passive`` unless already set): on a machine shared with other
+jobs a spinning thread costs every small kernel a whole scheduler time slice
+(about 20 ms measured here), and it competes with BLAS's threads.
 """
 from __future__ import annotations
 
-import numpy
+import os
 
-from . import numba_batchnorm, numba_elementwise, numba_im2col, numba_pool, winograd
-from .reference import output_size
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+
+import numpy  # noqa: E402
+
+from . import numba_batchnorm, numba_elementwise, numba_im2col, numba_pool, winograd  # noqa: E402
+from .reference import output_size  # noqa: E402
 
 
 def _contiguous(*arrays):
@@ -50,22 +60,30 @@ def conv2d_backward(dy, x, w, saved, stride, pad):
 def max_pool2d_forward(x, kernel, stride, pad):
     """x (N, C, H, W) -> (y (N, C, OH, OW), saved = arg-max flat positions (N, C, OH, OW))."""
     (x,) = _contiguous(x)
-    oh = output_size(x.shape[2], kernel[0], stride[0], pad[0])
-    ow = output_size(x.shape[3], kernel[1], stride[1], pad[1])
-    return numba_pool.max_pool2d_forward(x, *kernel, *stride, *pad, oh, ow)
+    n, c, h, w = x.shape
+    shape = (n, c, output_size(h, kernel[0], stride[0], pad[0]),
+             output_size(w, kernel[1], stride[1], pad[1]))
+    y, argmax = numpy.empty(shape, dtype=x.dtype), numpy.empty(shape, dtype=numpy.int32)
+    numba_pool.max_pool2d_forward(x, *kernel, *stride, *pad, y, argmax)
+    return y, argmax
 
 
 def max_pool2d_backward(dy, x_shape, saved, kernel, stride, pad):
     """dy (N, C, OH, OW) -> dx (N, C, H, W)."""
     (dy,) = _contiguous(dy)
-    return numba_pool.max_pool2d_backward(dy, saved, x_shape[2], x_shape[3])
+    n, c, h, w = x_shape
+    dx = numpy.empty((n, c, h * w), dtype=dy.dtype)
+    numba_pool.max_pool2d_backward(dy, saved, dx)
+    return dx.reshape(x_shape)
 
 
 # --- batch normalization ------------------------------------------------------
 def batch_norm_forward(x, gamma, beta, eps):
     """x (N, C, L) -> (y (N, C, L), mean (C,), var (C,), saved = (x, mean, inv_std))."""
     x, gamma, beta = _contiguous(x, gamma, beta)
-    y, mean, var, inv_std = numba_batchnorm.batch_norm_forward(x, gamma, beta, eps)
+    y = numpy.empty_like(x)
+    mean, var, inv_std = (numpy.empty(x.shape[1], dtype=x.dtype) for _ in range(3))
+    numba_batchnorm.batch_norm_forward(x, gamma, beta, eps, y, mean, var, inv_std)
     return y, mean, var, (x, mean, inv_std)
 
 
@@ -73,20 +91,27 @@ def batch_norm_backward(dy, gamma, saved):
     """dy (N, C, L) -> dx (N, C, L), dgamma (C,), dbeta (C,)."""
     x, mean, inv_std = saved
     dy, gamma = _contiguous(dy, gamma)
-    return numba_batchnorm.batch_norm_backward(dy, x, gamma, mean, inv_std)
+    dx = numpy.empty_like(x)
+    dgamma, dbeta = numpy.empty_like(mean), numpy.empty_like(mean)
+    numba_batchnorm.batch_norm_backward(dy, x, gamma, mean, inv_std, dx, dgamma, dbeta)
+    return dx, dgamma, dbeta
 
 
 # --- ReLU ----------------------------------------------------------------------
 def relu_forward(x):
     """y = max(x, 0)"""
     (x,) = _contiguous(x)
-    return numba_elementwise.relu_forward(x.reshape(-1)).reshape(x.shape)
+    y = numpy.empty_like(x)
+    numba_elementwise.relu_forward(x.reshape(-1), y.reshape(-1))
+    return y
 
 
 def relu_backward(dy, y):
     """dx = dy where y > 0, else 0."""
     dy, y = _contiguous(dy, y)
-    return numba_elementwise.relu_backward(dy.reshape(-1), y.reshape(-1)).reshape(dy.shape)
+    dx = numpy.empty_like(dy)
+    numba_elementwise.relu_backward(dy.reshape(-1), y.reshape(-1), dx.reshape(-1))
+    return dx
 
 
 # --- Adam ---------------------------------------------------------------------

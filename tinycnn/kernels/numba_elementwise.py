@@ -1,31 +1,28 @@
 """Elementwise kernels with Numba: ReLU forward/backward and the fused Adam update.
 
-All work on flat contiguous arrays (the callers pass ``reshape(-1)`` views).
+All work on flat contiguous arrays (the callers pass ``reshape(-1)`` views) and
+write into arrays the caller allocated with NumPy (whose large allocations use huge
+pages: half the page-fault time of Numba's own allocations).
 """
 from __future__ import annotations
 
 import math
 
-import numpy
 from numba import njit, prange
 
 
 @njit(parallel=True, cache=True)
-def relu_forward(x):
-    """y = max(x, 0) (NaN stays NaN, as numpy.maximum)."""
-    y = numpy.empty_like(x)
+def relu_forward(x, y):
+    """y = max(x, 0), in place (NaN stays NaN, as numpy.maximum)."""
     for i in prange(x.size):
         y[i] = 0.0 if x[i] < 0.0 else x[i]
-    return y
 
 
 @njit(parallel=True, cache=True)
-def relu_backward(dy, y):
-    """dx = dy where y > 0, else 0."""
-    dx = numpy.empty_like(dy)
+def relu_backward(dy, y, dx):
+    """dx = dy where y > 0, else 0, in place."""
     for i in prange(dy.size):
         dx[i] = dy[i] if y[i] > 0.0 else 0.0
-    return dx
 
 
 @njit(parallel=True, cache=True)

@@ -21,14 +21,13 @@ CHUNK_BYTES = 32 * 2 ** 20
 
 
 @njit(parallel=True, cache=True)
-def im2col(x, kh, kw, sh, sw, ph, pw, oh, ow):
+def im2col(x, kh, kw, sh, sw, ph, pw, oh, ow, cols):
     """cols[(c*KH + i)*KW + j, n*OH*OW + a*OW + b] = x[n, c, a*sh + i - ph, b*sw + j - pw] (0 outside).
 
-    x (N, C, H, W) -> cols (C*KH*KW, N*OH*OW).
+    x (N, C, H, W) -> cols (C*KH*KW, N*OH*OW), written in place.
     """
     n_images, channels, height, width = x.shape
     positions = oh * ow
-    cols = numpy.empty((channels * kh * kw, n_images * positions), dtype=x.dtype)
     for row in prange(channels * kh * kw):
         c, i, j = row // (kh * kw), (row // kw) % kh, row % kw
         for n in range(n_images):
@@ -42,19 +41,19 @@ def im2col(x, kh, kw, sh, sw, ph, pw, oh, ow):
                     col = b * sw + j - pw
                     inside = 0 <= col < width
                     cols[row, start + b] = x[n, c, h, col] if inside else 0.0
-    return cols
 
 
 @njit(parallel=True, cache=True)
-def col2im(cols, n_images, channels, height, width, kh, kw, sh, sw, ph, pw, oh, ow):
+def col2im(cols, kh, kw, sh, sw, ph, pw, oh, ow, dx):
     """The adjoint of :func:`im2col`: dx[n, c, h, w] = sum of the column entries taken from it.
 
-    cols (C*KH*KW, N*OH*OW) -> dx (N, C, H, W). One task per (n, c) plane, so no races.
+    cols (C*KH*KW, N*OH*OW) -> dx (N, C, H, W), overwritten. One task per (n, c) plane, so no races.
     """
+    n_images, channels, height, width = dx.shape
     positions = oh * ow
-    dx = numpy.zeros((n_images, channels, height, width), dtype=cols.dtype)
     for task in prange(n_images * channels):
         n, c = task // channels, task % channels
+        dx[n, c] = 0.0
         for i in range(kh):
             for j in range(kw):
                 row = (c * kh + i) * kw + j
@@ -67,32 +66,26 @@ def col2im(cols, n_images, channels, height, width, kh, kw, sh, sw, ph, pw, oh, 
                         col = b * sw + j - pw
                         if 0 <= col < width:
                             dx[n, c, h, col] += cols[row, start + b]
-    return dx
 
 
 @njit(parallel=True, cache=True)
-def images_first(y_t, n_images, bias):
-    """(O, n*P) -> (n, O, P), adding bias[o]."""
-    channels = y_t.shape[0]
-    positions = y_t.shape[1] // n_images
-    y = numpy.empty((n_images, channels, positions), dtype=y_t.dtype)
+def images_first(y_t, bias, y):
+    """y (n, O, P) = y_t (O, n*P) reordered, + bias[o]."""
+    n_images, channels, positions = y.shape
     for task in prange(n_images * channels):
         n, o = task // channels, task % channels
         for p in range(positions):
             y[n, o, p] = y_t[o, n * positions + p] + bias[o]
-    return y
 
 
 @njit(parallel=True, cache=True)
-def channels_first(y):
-    """(n, O, P) -> (O, n*P)."""
+def channels_first(y, y_t):
+    """y_t (O, n*P) = y (n, O, P) reordered."""
     n_images, channels, positions = y.shape
-    y_t = numpy.empty((channels, n_images * positions), dtype=y.dtype)
     for task in prange(n_images * channels):
         n, o = task // channels, task % channels
         for p in range(positions):
             y_t[o, n * positions + p] = y[n, o, p]
-    return y_t
 
 
 def _geometry(x_shape, w_shape, stride, pad):
@@ -114,14 +107,15 @@ def conv2d_forward(x, w, b, stride, pad):
     y = numpy.empty((n, o, oh * ow), dtype=x.dtype)
     for start in range(0, n, chunk):
         part = x[start:start + chunk]
-        cols = im2col(part, kh, kw, *stride, *pad, oh, ow)             # (C*KH*KW, n*P)
-        y[start:start + chunk] = images_first(w_rows @ cols, part.shape[0], bias)
+        cols = numpy.empty((w_rows.shape[1], part.shape[0] * oh * ow), dtype=x.dtype)
+        im2col(part, kh, kw, *stride, *pad, oh, ow, cols)              # (C*KH*KW, n*P)
+        images_first(w_rows @ cols, bias, y[start:start + chunk])
     return y.reshape(n, o, oh, ow)
 
 
 def conv2d_backward(dy, x, w, stride, pad):
     """dy (N, O, OH, OW) -> dx (N, C, H, W), dw (O, C, KH, KW), db (O,)."""
-    n, c, h, width = x.shape
+    n = x.shape[0]
     o = w.shape[0]
     kh, kw, oh, ow, chunk = _geometry(x.shape, w.shape, stride, pad)
     w_rows = w.reshape(o, -1)
@@ -129,10 +123,11 @@ def conv2d_backward(dy, x, w, stride, pad):
     dw = numpy.zeros_like(w_rows)                                      # (O, C*KH*KW)
     for start in range(0, n, chunk):
         part = x[start:start + chunk]
-        cols = im2col(part, kh, kw, *stride, *pad, oh, ow)
-        dy_t = channels_first(dy[start:start + chunk].reshape(part.shape[0], o, oh * ow))
+        cols = numpy.empty((w_rows.shape[1], part.shape[0] * oh * ow), dtype=x.dtype)
+        im2col(part, kh, kw, *stride, *pad, oh, ow, cols)
+        dy_t = numpy.empty((o, part.shape[0] * oh * ow), dtype=x.dtype)
+        channels_first(dy[start:start + chunk].reshape(part.shape[0], o, oh * ow), dy_t)
         dw += dy_t @ cols.T
         dcols = w_rows.T @ dy_t                                        # (C*KH*KW, n*P)
-        dx[start:start + chunk] = col2im(dcols, part.shape[0], c, h, width, kh, kw,
-                                         *stride, *pad, oh, ow)
+        col2im(dcols, kh, kw, *stride, *pad, oh, ow, dx[start:start + chunk])
     return dx, dw.reshape(w.shape), dy.sum(axis=(0, 2, 3))

@@ -11,14 +11,13 @@ from numba import njit, prange
 
 
 @njit(parallel=True, cache=True)
-def max_pool2d_forward(x, kh, kw, sh, sw, ph, pw, oh, ow):
-    """x (N, C, H, W) -> y (N, C, OH, OW), argmax (N, C, OH, OW) int32 flat positions.
+def max_pool2d_forward(x, kh, kw, sh, sw, ph, pw, y, argmax):
+    """x (N, C, H, W) -> y (N, C, OH, OW), argmax (N, C, OH, OW) int32 flat positions, in place.
 
     Ties go to the first maximum in row-major window order (as ``argmax``).
     """
     n_images, channels, height, width = x.shape
-    y = numpy.empty((n_images, channels, oh, ow), dtype=x.dtype)
-    argmax = numpy.empty((n_images, channels, oh, ow), dtype=numpy.int32)
+    oh, ow = y.shape[2], y.shape[3]
     for task in prange(n_images * channels):
         n, c = task // channels, task % channels
         for a in range(oh):
@@ -38,17 +37,16 @@ def max_pool2d_forward(x, kh, kw, sh, sw, ph, pw, oh, ow):
                             best, where = value, h * width + col
                 y[n, c, a, b] = best
                 argmax[n, c, a, b] = where
-    return y, argmax
 
 
 @njit(parallel=True, cache=True)
-def max_pool2d_backward(dy, argmax, height, width):
-    """dx[n, c].flat[argmax[n, c, a, b]] += dy[n, c, a, b]; dy (N, C, OH, OW) -> dx (N, C, H, W)."""
+def max_pool2d_backward(dy, argmax, dx):
+    """dx[n, c].flat[argmax[n, c, a, b]] += dy[n, c, a, b]; dy (N, C, OH, OW) -> dx (N, C, H*W),
+    overwritten."""
     n_images, channels, oh, ow = dy.shape
-    dx = numpy.zeros((n_images, channels, height * width), dtype=dy.dtype)
     for task in prange(n_images * channels):
         n, c = task // channels, task % channels
+        dx[n, c] = 0.0
         for a in range(oh):
             for b in range(ow):
                 dx[n, c, argmax[n, c, a, b]] += dy[n, c, a, b]
-    return dx.reshape(n_images, channels, height, width)

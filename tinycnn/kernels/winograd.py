@@ -44,17 +44,16 @@ def _matrices(r, dtype):
 
 
 @njit(parallel=True, cache=True, fastmath={"reassoc", "contract"})
-def to_tiles(planes, left, m, pad_h, pad_w, th, tw):
+def to_tiles(planes, left, m, pad_h, pad_w, th, tw, out):
     """out[xi*alpha + nu, c, (ty*tw + tx)*N + n] = sum_ij L[xi, i] p[i, j] L[nu, j],
     p = the k x k patch at (ty*m - pad_h, tx*m - pad_w) of planes[n, c] (zero outside).
 
-    planes (N, C, H, W), left L (alpha, k) -> out (alpha^2, C, th*tw*N).
+    planes (N, C, H, W), left L (alpha, k) -> out (alpha^2, C, th*tw*N), written in place.
     Images are the innermost axis, so every step is a vector operation over N.
     """
     n_images, channels, height, width = planes.shape
     alpha, k = left.shape
     buf_w = (tw - 1) * m + k
-    out = numpy.empty((alpha * alpha, channels, th * tw * n_images), dtype=planes.dtype)
     for task in prange(channels * th):
         c, ty = task // th, task % th
         patch = numpy.zeros((k, buf_w, n_images), dtype=planes.dtype)   # k rows, images last
@@ -83,20 +82,18 @@ def to_tiles(planes, left, m, pad_h, pad_w, th, tw):
                         if coef != 0.0:
                             for n in range(n_images):
                                 target[n] += coef * rows[xi, tx * m + j, n]
-    return out
 
 
 @njit(parallel=True, cache=True, fastmath={"reassoc", "contract"})
-def from_tiles(tiles, right, m, th, tw, n_images, out_h, out_w, crop_h, crop_w, bias):
-    """planes[n, c] = crop of a buffer where every tile adds R q R^T at (ty*m, tx*m), + bias[c].
+def from_tiles(tiles, right, m, th, tw, crop_h, crop_w, bias, out):
+    """out[n, c] = crop of a buffer where every tile adds R q R^T at (ty*m, tx*m), + bias[c].
 
-    tiles (alpha^2, C, th*tw*N), right R (k, alpha), bias (C,) -> planes (N, C, out_h, out_w);
+    tiles (alpha^2, C, th*tw*N), right R (k, alpha), bias (C,) -> out (N, C, H, W), in place;
     the crop starts at (crop_h, crop_w) of the ((th-1)*m + k, (tw-1)*m + k) buffer.
     """
-    channels = tiles.shape[1]
+    n_images, channels, out_h, out_w = out.shape
     k, alpha = right.shape
     buf_h, buf_w = (th - 1) * m + k, (tw - 1) * m + k
-    out = numpy.empty((n_images, channels, out_h, out_w), dtype=tiles.dtype)
     for c in prange(channels):
         buf = numpy.zeros((buf_h, buf_w, n_images), dtype=tiles.dtype)   # images last
         half = numpy.empty((k, alpha, n_images), dtype=tiles.dtype)      # R @ q
@@ -122,38 +119,42 @@ def from_tiles(tiles, right, m, th, tw, n_images, out_h, out_w, crop_h, crop_w, 
             for h in range(out_h):
                 for x in range(out_w):
                     out[n, c, h, x] = buf[crop_h + h, crop_w + x, n] + bias[c]
-    return out
 
 
 def _plan(x_shape, w_shape, pad):
+    """Tile size m, output size, tile grid, and images per chunk (equal chunks under the budget)."""
     n, c, h, w = x_shape
     o, _, r, _ = w_shape
     m = TILE[r]
     oh, ow = h + 2 * pad[0] - r + 1, w + 2 * pad[1] - r + 1
     th, tw = -(-oh // m), -(-ow // m)
     per_image = (m + r - 1) ** 2 * max(o, c) * th * tw * 4
-    chunk = max(1, min(n, CHUNK_BYTES // per_image))
-    return m, oh, ow, th, tw, chunk
+    n_chunks = -(-n // max(1, CHUNK_BYTES // per_image))
+    return m, oh, ow, th, tw, -(-n // n_chunks)
 
 
 def conv2d_forward(x, w, b, pad):
     """x (N, C, H, W), w (O, C, r, r), b (O,) or None -> (y (N, O, OH, OW), saved).
 
-    ``saved`` holds the transformed input chunks V (alpha^2, C, T) for backward.
+    ``saved`` holds U and the transformed input chunks V (alpha^2, C, T) for backward.
     """
     n = x.shape[0]
     o, c, r, _ = w.shape
     at, g, bt = _matrices(r, x.dtype)
     m, oh, ow, th, tw, chunk = _plan(x.shape, w.shape, pad)
-    u = (numpy.kron(g, g) @ w.reshape(o * c, r * r).T).reshape(-1, o, c)       # (alpha^2, O, C)
+    alpha2 = (m + r - 1) ** 2
+    u = (numpy.kron(g, g) @ w.reshape(o * c, r * r).T).reshape(alpha2, o, c)
     bias = numpy.zeros(o, x.dtype) if b is None else b
     y = numpy.empty((n, o, oh, ow), dtype=x.dtype)
+    scratch = numpy.empty(alpha2 * o * th * tw * chunk, dtype=x.dtype)   # one chunk's M
     inputs = []
     for start in range(0, n, chunk):
         part = x[start:start + chunk]
-        v = to_tiles(part, bt, m, pad[0], pad[1], th, tw)             # (alpha^2, C, T)
-        y[start:start + chunk] = from_tiles(numpy.matmul(u, v), at, m, th, tw, part.shape[0],
-                                            oh, ow, 0, 0, bias)
+        tiles = th * tw * part.shape[0]
+        v = numpy.empty((alpha2, c, tiles), dtype=x.dtype)
+        to_tiles(part, bt, m, pad[0], pad[1], th, tw, v)
+        products = numpy.matmul(u, v, out=scratch[:alpha2 * o * tiles].reshape(alpha2, o, tiles))
+        from_tiles(products, at, m, th, tw, 0, 0, bias, y[start:start + chunk])
         inputs.append(v)
     return y, (u, inputs)
 
@@ -161,21 +162,24 @@ def conv2d_forward(x, w, b, pad):
 def conv2d_backward(dy, x, w, saved, pad):
     """dy (N, O, OH, OW) -> dx (N, C, H, W), dw (O, C, r, r), db (O,): the adjoint of forward."""
     u, inputs = saved
-    n, c, h, width = x.shape
+    n, c = x.shape[:2]
     o, _, r, _ = w.shape
     at, g, bt = _matrices(r, x.dtype)
     m, oh, ow, th, tw, chunk = _plan(x.shape, w.shape, pad)
+    alpha2 = (m + r - 1) ** 2
+    out_adjoint, in_adjoint = numpy.ascontiguousarray(at.T), numpy.ascontiguousarray(bt.T)
     no_bias = numpy.zeros(c, x.dtype)
     dx = numpy.empty_like(x)
     du = numpy.zeros_like(u)                                          # (alpha^2, O, C)
     u_t = numpy.ascontiguousarray(u.transpose(0, 2, 1))               # (alpha^2, C, O)
+    scratch = numpy.empty(alpha2 * max(o, c) * th * tw * chunk, dtype=x.dtype)
     for index, start in enumerate(range(0, n, chunk)):
-        part = numpy.ascontiguousarray(dy[start:start + chunk])
-        dm = to_tiles(part, numpy.ascontiguousarray(at.T), m, 0, 0, th, tw)   # (alpha^2, O, T)
+        part = dy[start:start + chunk]
+        tiles = th * tw * part.shape[0]
+        dm = numpy.empty((alpha2, o, tiles), dtype=x.dtype)
+        to_tiles(part, out_adjoint, m, 0, 0, th, tw, dm)                        # A dy A^T per tile
         du += numpy.matmul(dm, inputs[index].transpose(0, 2, 1))
-        dv = numpy.matmul(u_t, dm)                                    # (alpha^2, C, T)
-        dx[start:start + chunk] = from_tiles(dv, numpy.ascontiguousarray(bt.T), m, th, tw,
-                                             part.shape[0], h, width, pad[0], pad[1], no_bias)
-    dw = (du.reshape(-1, o * c).T @ numpy.kron(g, g)).reshape(w.shape)   # G^T dU G
-    db = dy.sum(axis=(0, 2, 3))
-    return dx, dw, db
+        dv = numpy.matmul(u_t, dm, out=scratch[:alpha2 * c * tiles].reshape(alpha2, c, tiles))
+        from_tiles(dv, in_adjoint, m, th, tw, pad[0], pad[1], no_bias, dx[start:start + chunk])
+    dw = (du.reshape(alpha2, o * c).T @ numpy.kron(g, g)).reshape(w.shape)   # G^T dU G
+    return dx, dw, dy.sum(axis=(0, 2, 3))
