@@ -1,0 +1,445 @@
+"""tinycnn against Keras (TensorFlow) on the seed-004 network, on this machine.
+
+    python -m benchmarks.keras_compare                    # tinycnn backends numba and numpy
+    python -m benchmarks.keras_compare --backend numba --reps 9
+    python -m benchmarks.keras_compare --quick            # smoke run: few repetitions
+
+Everything below runs in one process, tinycnn and Keras samples taken in turn
+(``benchmarks/timing.py``); each number is the median of ``--reps`` samples.
+  0. correctness first: each layer gets the same weights on both sides, and its
+     output and gradients must agree within float32 tolerance (so must the model);
+  1. the machine's float32 matmul GFLOP/s (NumPy's BLAS and TensorFlow's);
+  2. forward and forward+backward of every seed-004 layer at batch 64;
+  3. the seed-004 training step (softmax cross-entropy, Adam 1e-3, batch 64);
+  4. inference: batch-1 latency and batch-256 throughput;
+  5. peak resident memory of training, each side alone in a child process
+     (``--memory-child tinycnn|keras``), since one process cannot separate them.
+Writes benchmarks/results/keras_compare.{json,md,png}; see benchmarks/report.py
+for the row format (``ratio`` = Keras / tinycnn, above 1 when tinycnn is better).
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy
+from tqdm import tqdm
+
+import tinycnn
+from tinycnn import Tensor, backend, nn, no_grad, optim
+from tinycnn import functional as F
+
+from . import report
+from .layer_cases import (LayerCase, case_input, output_gradient, seed004_layer_cases,
+                          tinycnn_forward, tinycnn_forward_backward)
+from .timing import interleaved_samples, median
+
+RESULTS = Path(__file__).resolve().parent / "results"
+REPO = Path(__file__).resolve().parents[1]
+BATCH, CLASSES, IMAGE = 64, 7, (1, 48, 48)
+TOLERANCE = 1e-4            # max |tinycnn - Keras| / max |Keras|, per array
+MATMUL_SIZE = 2048
+
+
+# --- which tinycnn backends can run ------------------------------------------------------
+def usable_backends(requested: list[str]) -> tuple[list[str], dict[str, str]]:
+    """(backends that load and export every kernel, {backend: why not} for the others)."""
+    from tinycnn.kernels import reference
+    kernel_names = [name for name in dir(reference) if name.endswith(("_forward", "_backward", "_step"))]
+    usable, missing = [], {}
+    for name in requested:
+        try:
+            kernels = backend.get(name).kernels
+        except backend.BackendError as error:
+            missing[name] = str(error)
+            continue
+        absent = [kernel for kernel in kernel_names if not hasattr(kernels, kernel)]
+        if absent:
+            missing[name] = f"kernel set lacks {', '.join(absent)}"
+        else:
+            usable.append(name)
+    return usable, missing
+
+
+def on_backend(name: str, fn):
+    """``fn`` run with tinycnn backend ``name`` active (backends share host arrays)."""
+    def run():
+        backend.use(name)
+        return fn()
+    return run
+
+
+# --- correctness -------------------------------------------------------------------------
+def relative_error(ours, theirs) -> float:
+    """max |ours - theirs| / max |theirs|."""
+    ours, theirs = numpy.asarray(ours, numpy.float64), numpy.asarray(theirs, numpy.float64)
+    return float(numpy.abs(ours - theirs).max() / max(numpy.abs(theirs).max(), 1e-12))
+
+
+@dataclass
+class PreparedCase:
+    case: LayerCase
+    layer: nn.Module            # the tinycnn layer
+    keras_layer: object         # its Keras twin with the same weights
+    x: numpy.ndarray            # (N, C, H, W) or (N, F) input
+    dy: numpy.ndarray           # gradient of the output, output's shape
+
+
+def prepare_case(case: LayerCase) -> PreparedCase:
+    from .keras_twin import keras_twin_layer
+    layer = case.make_layer()
+    x = case_input(case)
+    return PreparedCase(case, layer, keras_twin_layer(layer, case.input_shape), x,
+                        output_gradient(layer, x))
+
+
+def check_case(prepared: PreparedCase, backend_name: str) -> dict[str, float]:
+    """Relative error of y, dx and each parameter gradient, tinycnn vs Keras; asserts each."""
+    from .keras_twin import keras_forward_backward, tinycnn_layout, to_nchw
+    backend.use(backend_name)
+    ours = tinycnn_forward_backward(prepared.layer, prepared.x, prepared.dy)()
+    theirs = [numpy.asarray(a) for a in keras_forward_backward(prepared.keras_layer, prepared.x, prepared.dy)()]
+    theirs = [to_nchw(theirs[0]), to_nchw(theirs[1])] + tinycnn_layout(prepared.layer, theirs[2:])
+    names = ["y", "dx"] + [f"d{name}" for name, _ in prepared.layer.named_parameters()]
+    errors = {}
+    for name, a, b in zip(names, ours, theirs):
+        assert a.shape == b.shape, f"{prepared.case.name} {name}: shape {a.shape} vs Keras {b.shape}"
+        errors[name] = relative_error(a, b)
+        assert errors[name] < TOLERANCE, (f"{prepared.case.name} [{backend_name}] {name} differs from "
+                                          f"Keras: relative error {errors[name]:.2e}")
+    return errors
+
+
+def check_model(model: nn.Module, keras_model, backend_name: str, image: tuple = IMAGE) -> float:
+    """Softmax of tinycnn's logits vs the Keras model's output, evaluation mode, 8 images
+    of shape ``image`` (C, H, W); asserts they agree."""
+    backend.use(backend_name)
+    x = numpy.random.default_rng(2).standard_normal((8, *image), dtype=numpy.float32)
+    model.eval()
+    with no_grad():
+        ours = F.softmax(model(Tensor(x))).data
+    from .keras_twin import to_nhwc
+    error = relative_error(ours, numpy.asarray(keras_model(to_nhwc(x), training=False)))
+    assert error < TOLERANCE, f"model [{backend_name}] differs from Keras: {error:.2e}"
+    return error
+
+
+# --- rows --------------------------------------------------------------------------------
+def timing_row(name: str, kind: str, backend_name: str, ours: list[float], theirs: list[float],
+               flops: float | None = None, images: int | None = None,
+               matmul_gflops: float | None = None, **extra) -> dict:
+    """A result row from the two sides' samples (seconds per call)."""
+    row = {"name": name, "kind": kind, "backend": backend_name,
+           "tinycnn_s": median(ours), "keras_s": median(theirs)}
+    row["ratio"] = row["keras_s"] / row["tinycnn_s"]
+    row.update(reps=len(ours), tinycnn_min_s=min(ours), keras_min_s=min(theirs))
+    for side in ("tinycnn", "keras"):
+        seconds = row[f"{side}_s"]
+        if flops:
+            row[f"{side}_gflops"] = flops / seconds / 1e9
+            if matmul_gflops:
+                row[f"{side}_matmul_share"] = row[f"{side}_gflops"] / matmul_gflops
+        if images:
+            row[f"{side}_images_per_s"] = images / seconds
+    if flops:
+        row["gflop_per_call"] = flops / 1e9
+    row.update(extra)
+    return row
+
+
+# --- 1. matmul -------------------------------------------------------------------------------
+def bench_matmul(reps: int, warmup: int) -> dict:
+    """float32 (2048 x 2048) @ (2048 x 2048): NumPy (tinycnn's BLAS) vs TensorFlow."""
+    import tensorflow as tf
+    rng = numpy.random.default_rng(3)
+    a, b = (rng.standard_normal((MATMUL_SIZE, MATMUL_SIZE), dtype=numpy.float32) for _ in range(2))
+    a_tf, b_tf = tf.constant(a), tf.constant(b)
+    samples = interleaved_samples({"numpy": lambda: a @ b, "tf": lambda: tf.linalg.matmul(a_tf, b_tf)},
+                                  reps, warmup)
+    return timing_row(f"matmul_f32_{MATMUL_SIZE}", "matmul", "numpy BLAS", samples["numpy"], samples["tf"],
+                      flops=2 * MATMUL_SIZE ** 3)
+
+
+# --- 2. layers -------------------------------------------------------------------------------
+def bench_layer(prepared: PreparedCase, backends: list[str], reps: int, warmup: int,
+                matmul_gflops: float) -> list[dict]:
+    """Forward and forward+backward rows, one per backend, Keras sampled in the same turns."""
+    from .keras_twin import keras_forward, keras_forward_backward
+    p, rows = prepared, []
+    modes = [("forward", p.case.forward_flops, lambda b: tinycnn_forward(p.layer, p.x),
+              keras_forward(p.keras_layer, p.x)),
+             ("fwd+bwd", p.case.backward_flops, lambda b: tinycnn_forward_backward(p.layer, p.x, p.dy),
+              keras_forward_backward(p.keras_layer, p.x, p.dy))]
+    for mode, flops, make_ours, theirs in modes:
+        fns = {name: on_backend(name, make_ours(name)) for name in backends}
+        fns["keras"] = theirs
+        samples = interleaved_samples(fns, reps, warmup)
+        rows += [timing_row(f"{p.case.name}_{mode}", f"layer_{mode}", name, samples[name], samples["keras"],
+                            flops=flops, matmul_gflops=matmul_gflops) for name in backends]
+    return rows
+
+
+# --- 3. training step --------------------------------------------------------------------
+def training_batch(batch: int = BATCH, seed: int = 4) -> tuple[numpy.ndarray, numpy.ndarray]:
+    """Random images (N, 1, 48, 48) float32 and labels (N,) int64."""
+    rng = numpy.random.default_rng(seed)
+    return (rng.standard_normal((batch, *IMAGE), dtype=numpy.float32),
+            rng.integers(0, CLASSES, batch).astype(numpy.int64))
+
+
+def tinycnn_train_step(model: nn.Module, optimizer, x: numpy.ndarray, labels: numpy.ndarray):
+    """A callable: forward, softmax cross-entropy, backward, Adam step."""
+    def step():
+        loss = F.softmax_cross_entropy(model(Tensor(x)), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss.data
+    return step
+
+
+def build_pair(backend_name: str):
+    """(tinycnn seed-004 model, its Keras twin with the same weights)."""
+    from fer_app.models import build_model
+    from .keras_twin import keras_model_like
+    backend.use(backend_name)
+    model = build_model("seed004", CLASSES)
+    return model, keras_model_like(model, IMAGE)
+
+
+def bench_train_step(models: dict, keras_model, reps: int, warmup: int,
+                     flops_per_image: float, matmul_gflops: float) -> list[dict]:
+    from .keras_twin import keras_train_step
+    x, labels = training_batch()
+    fns = {}
+    for name, model in models.items():
+        model.train()
+        fns[name] = on_backend(name, tinycnn_train_step(model, optim.Adam(model.parameters(), lr=1e-3), x, labels))
+    fns["keras"] = keras_train_step(keras_model, x, labels)
+    samples = interleaved_samples(fns, reps, warmup)
+    return [timing_row("train_step_seed004", "train_step", name, samples[name], samples["keras"],
+                       flops=3 * flops_per_image * BATCH, images=BATCH, matmul_gflops=matmul_gflops,
+                       keras_api="model.train_on_batch (compiled train function)")
+            for name in models]
+
+
+# --- 4. inference ------------------------------------------------------------------------
+def tinycnn_inference(model: nn.Module, x: numpy.ndarray):
+    """A callable: evaluation-mode forward without the graph; returns the logits."""
+    def infer():
+        with no_grad():
+            return model(Tensor(x)).data
+    return infer
+
+
+def bench_inference(models: dict, keras_model, reps: int, warmup: int,
+                    flops_per_image: float, matmul_gflops: float) -> list[dict]:
+    """Batch 1 against Keras `model(x)` (eager) and a tf.function of it; batch 256
+    against `model.predict_on_batch`."""
+    import tensorflow as tf
+    for model in models.values():
+        model.eval()
+    rng = numpy.random.default_rng(5)
+    one, many = (rng.standard_normal((n, *IMAGE), dtype=numpy.float32) for n in (1, 256))
+    from .keras_twin import to_nhwc
+    one_nhwc, many_nhwc = to_nhwc(one), to_nhwc(many)
+    compiled = tf.function(lambda inputs: keras_model(inputs, training=False))
+    one_tf = tf.constant(one_nhwc)
+    rows = []
+    groups = [("infer_batch1", one, {"keras": lambda: keras_model(one_nhwc),
+                                     "keras_compiled": lambda: compiled(one_tf)}),
+              ("infer_batch256", many, {"keras": lambda: keras_model.predict_on_batch(many_nhwc)})]
+    apis = {"infer_batch1": "model(x) eager", "infer_batch1_keras_compiled": "tf.function(model)(x)",
+            "infer_batch256": "model.predict_on_batch(x)"}
+    for name, x, theirs in groups:
+        fns = {b: on_backend(b, tinycnn_inference(model, x)) for b, model in models.items()}
+        samples = interleaved_samples({**fns, **theirs}, reps, warmup)
+        for keras_name in theirs:
+            row_name = name if keras_name == "keras" else f"{name}_{keras_name}"
+            rows += [timing_row(row_name, "inference", b, samples[b], samples[keras_name],
+                                flops=flops_per_image * len(x), images=len(x),
+                                matmul_gflops=matmul_gflops, keras_api=apis[row_name])
+                     for b in models]
+    return rows
+
+
+# --- 5. memory (child processes) ---------------------------------------------------------
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process, MB. On Linux it is VmHWM: ru_maxrss
+    would report the parent's peak, which a child inherits across fork."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        line = next(line for line in status.read_text().splitlines() if line.startswith("VmHWM:"))
+        return int(line.split()[1]) / 1024                       # kB -> MB
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2 ** 20 if sys.platform == "darwin" else peak / 1024   # bytes on macOS, KiB elsewhere
+
+
+def memory_child(side: str, backend_name: str, steps: int) -> dict:
+    """Train seed-004 for ``steps`` batches on one side only; report peak memory."""
+    x, labels = training_batch()
+    if side == "tinycnn":
+        from fer_app.models import build_model
+        backend.use(backend_name)
+        model = build_model("seed004", CLASSES)
+        step = tinycnn_train_step(model, optim.Adam(model.parameters(), lr=1e-3), x, labels)
+    else:
+        from .keras_twin import keras_train_step
+        model, keras_model = build_pair(backend_name)
+        del model
+        gc.collect()
+        step = keras_train_step(keras_model, x, labels)
+    before = peak_rss_mb()
+    for _ in range(steps):
+        step()
+    return {"side": side, "backend": backend_name, "steps": steps,
+            "peak_before_training_mb": before, "peak_mb": peak_rss_mb()}
+
+
+def bench_memory(backends: list[str], steps: int) -> list[dict]:
+    """One child process per side; rows compare each tinycnn backend with Keras."""
+    def run_child(side, backend_name):
+        command = [sys.executable, "-m", "benchmarks.keras_compare", "--memory-child", side,
+                   "--backend", backend_name, "--steps", str(steps)]
+        done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True)
+        return json.loads(done.stdout.strip().splitlines()[-1])
+    theirs = run_child("keras", backends[0])
+    rows = []
+    for name in backends:
+        ours = run_child("tinycnn", name)
+        rows.append({"name": "peak_memory_train_seed004", "kind": "memory", "backend": name,
+                     "tinycnn_s": None, "keras_s": None,
+                     "tinycnn_mb": ours["peak_mb"], "keras_mb": theirs["peak_mb"],
+                     "ratio": theirs["peak_mb"] / ours["peak_mb"],
+                     "tinycnn_before_training_mb": ours["peak_before_training_mb"],
+                     "keras_before_training_mb": theirs["peak_before_training_mb"], "steps": steps})
+    return rows
+
+
+# --- the run ---------------------------------------------------------------------------------
+def machine_description() -> str:
+    """CPU model (from /proc/cpuinfo on Linux) and the number of cores this process may use."""
+    cpu = platform.processor() or "unknown CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                 if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    return f"{cpu}, {len(os.sched_getaffinity(0))} usable cores"
+
+
+def run(backends: list[str], missing: dict[str, str], reps: int, warmup: int,
+        memory_steps: int) -> tuple[list[dict], str]:
+    """Check correctness, then run every benchmark; (rows, Markdown header)."""
+    from .keras_twin import keras, tf
+    load_start = os.getloadavg()
+    started = time.time()
+    cases = seed004_layer_cases(BATCH)
+    flops_per_image = sum(case.forward_flops or 0 for case in cases) / BATCH
+
+    print("correctness: same weights on both sides, relative error (tolerance "
+          f"{TOLERANCE:g}) of output y, input gradient dx and parameter gradients")
+    prepared = [prepare_case(case) for case in cases]
+    worst = 0.0
+    for p in prepared:
+        for name in backends:
+            errors = check_case(p, name)
+            worst = max(worst, *errors.values())
+            print(f"  {p.case.name:28s} [{name}] " + "  ".join(f"{k} {v:.1e}" for k, v in errors.items()))
+    pairs = {name: build_pair(name) for name in backends}
+    keras_model = pairs[backends[0]][1]
+    for name, (model, twin) in pairs.items():
+        error = check_model(model, twin, name)
+        worst = max(worst, error)
+        print(f"  seed004 model eval softmax [{name}] {error:.1e}")
+    print(f"correctness OK: worst relative error {worst:.1e}")
+
+    rows = [bench_matmul(reps, warmup)]
+    matmul_gflops = rows[0]["tinycnn_gflops"]
+    print(f"matmul float32: NumPy {matmul_gflops:.0f} GFLOP/s, TensorFlow {rows[0]['keras_gflops']:.0f} GFLOP/s")
+    for p in tqdm(prepared, desc="layers"):
+        rows += bench_layer(p, backends, reps, warmup, matmul_gflops)
+    models = {name: model for name, (model, _) in pairs.items()}
+    print("training step ...")
+    rows += bench_train_step(models, keras_model, reps, warmup, flops_per_image, matmul_gflops)
+    print("inference ...")
+    rows += bench_inference(models, keras_model, reps, warmup, flops_per_image, matmul_gflops)
+    print("peak memory (child processes) ...")
+    rows += bench_memory(backends, memory_steps)
+
+    header = run_header(backends, missing, reps, warmup, worst, rows[0], load_start,
+                        time.time() - started, keras.__version__, tf.__version__)
+    return rows, header
+
+
+def run_header(backends, missing, reps, warmup, worst, matmul, load_start, seconds,
+               keras_version, tf_version) -> str:
+    import numba
+    command = "python -m benchmarks.keras_compare " + " ".join(sys.argv[1:])
+    unavailable = "".join(f"\n- tinycnn backend `{name}` unavailable: {why}" for name, why in missing.items())
+    return f"""# tinycnn vs Keras: seed-004 at batch 64
+
+Command: `{command.strip()}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {seconds / 60:.1f} min)
+
+- Machine: {machine_description()}; load average {load_start[0]:.1f} at the start,
+  {os.getloadavg()[0]:.1f} at the end (the CPU is shared, so absolute times are noisy;
+  tinycnn and Keras samples alternate, so the ratios are the numbers to read).
+- Versions: tinycnn {tinycnn.__version__}, NumPy {numpy.__version__}, Numba {numba.__version__},
+  TensorFlow {tf_version}, Keras {keras_version}. tinycnn backends: {', '.join(backends)}.{unavailable}
+- Machine float32 matmul ({MATMUL_SIZE}^3): NumPy {matmul['tinycnn_gflops']:.0f} GFLOP/s,
+  TensorFlow {matmul['keras_gflops']:.0f} GFLOP/s; "(x%)" below is a share of the NumPy figure.
+- Each time is the median of {reps} interleaved samples after {warmup} warm-up calls.
+  Keras layers run as `tf.function`s in training mode; the training step is `model.train_on_batch`;
+  batch-1 inference is `model(x)` (and, on its own row, a `tf.function` of it); batch 256 is
+  `model.predict_on_batch`. Conv/dense fwd+bwd count 3x the forward FLOPs (dx and dw).
+- Correctness checked first: same weights on both sides, worst relative error of any layer's
+  output or gradient, or of the model's output: {worst:.1e} (tolerance {TOLERANCE:g}).
+- ratio = Keras / tinycnn (time, or peak MB for memory rows): above 1 means tinycnn is better.
+"""
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.keras_compare", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backend", nargs="+", choices=["numba", "numpy"], default=["numba", "numpy"],
+                        help="tinycnn backend(s) to compare with Keras (default: both)")
+    parser.add_argument("--reps", type=int, default=7, help="timed samples per side (median reported)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed calls per side first")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 2 reps, 1 warm-up, 2 memory steps")
+    parser.add_argument("--steps", type=int, default=4, help="training steps of each memory child")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="directory for the json/md/png results")
+    parser.add_argument("--memory-child", choices=["tinycnn", "keras"], help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if args.memory_child:
+        print(json.dumps(memory_child(args.memory_child, args.backend[0], args.steps)))
+        return
+    reps, warmup, steps = (2, 1, 2) if args.quick else (args.reps, args.warmup, args.steps)
+    backends, missing = usable_backends(args.backend)
+    for name, why in missing.items():
+        print(f"tinycnn backend {name!r} unavailable: {why}")
+    if not backends:
+        sys.exit("no usable tinycnn backend")
+    rows, header = run(backends, missing, reps, warmup, steps)
+    args.out.mkdir(parents=True, exist_ok=True)
+    report.write_json(rows, args.out / "keras_compare.json")
+    report.write_markdown(rows, header, args.out / "keras_compare.md")
+    report.write_bar_chart(rows, args.out / "keras_compare.png", "tinycnn vs Keras, seed-004, batch 64")
+    print(report.markdown_table(rows))
+    print(f"wrote {args.out}/keras_compare.json, .md, .png")
+
+
+if __name__ == "__main__":
+    main()
