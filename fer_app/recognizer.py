@@ -30,8 +30,8 @@ class EmotionRecognizer:
     min_face_size: smallest face side in pixels that is reported.
     margin: each face box grows by this fraction of its side on every side before
         it is cut out. 0.0 by default: on real FER-2013 faces pasted into larger
-        pictures, the Haar box has the same size as the FER crop (median ratio 1.02),
-        so the bare box is what the network saw in training.
+        pictures, the Haar box has the size of the FER crop (median ratio 1.03), so
+        the bare box is what the network saw in training (see fer_app/faces.py).
     tta: average the network's output over test-time augmentation (slower).
     """
 
