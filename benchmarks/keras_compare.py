@@ -228,7 +228,7 @@ def bench_train_step(models: dict, keras_model, reps: int, warmup: int,
     samples = interleaved_samples(fns, reps, warmup)
     return [timing_row("train_step_seed004", "train_step", name, samples[name], samples["keras"],
                        flops=3 * flops_per_image * BATCH, images=BATCH, matmul_gflops=matmul_gflops,
-                       keras_api="model.train_on_batch (compiled train function)")
+                       keras_api=f"model.train_on_batch (tf.function, jit_compile={keras_model.jit_compile})")
             for name in models]
 
 

@@ -21,26 +21,26 @@ def seconds_per_call(fn: Callable[[], object], calls: int) -> float:
     return (time.perf_counter() - start) / calls
 
 
-def calls_per_sample(fn: Callable[[], object], min_seconds: float) -> int:
-    """How many calls of ``fn`` one sample needs to last at least ``min_seconds``
-    (so that very fast calls are not measured at the timer's resolution)."""
-    once = seconds_per_call(fn, 1)
-    return max(1, math.ceil(min_seconds / max(once, 1e-9)))
+def calls_per_sample(seconds_of_one_call: float, min_seconds: float) -> int:
+    """How many calls one sample needs to last at least ``min_seconds`` (so that
+    very fast calls are not measured at the timer's resolution)."""
+    return max(1, math.ceil(min_seconds / max(seconds_of_one_call, 1e-9)))
 
 
 def interleaved_samples(fns: dict[str, Callable[[], object]], reps: int, warmup: int = 2,
                         min_sample_seconds: float = 0.05) -> dict[str, list[float]]:
     """``reps`` samples (seconds per call) of every function, taken in turn.
 
-    First each function is called ``warmup`` times (compilation, tracing, caches)
-    and its calls per sample are fixed; then, per repetition, every function
-    gives one sample, in an order that reverses every other repetition.
+    First each function is called ``warmup`` times (at least once: compilation,
+    tracing, caches), and the last warm-up call fixes its calls per sample; then,
+    per repetition, every function gives one sample, in an order that reverses
+    every other repetition (A B C, C B A, ...).
     """
     calls = {}
     for name, fn in fns.items():
-        for _ in range(warmup):
-            fn()
-        calls[name] = calls_per_sample(fn, min_sample_seconds)
+        for _ in range(max(warmup, 1)):
+            last = seconds_per_call(fn, 1)
+        calls[name] = calls_per_sample(last, min_sample_seconds)
     samples: dict[str, list[float]] = {name: [] for name in fns}
     order = list(fns)
     for rep in range(reps):
