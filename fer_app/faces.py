@@ -95,8 +95,7 @@ class FaceDetector:
         self.cascade = cv2.CascadeClassifier(cascade_path())
 
     def find(self, grey: numpy.ndarray) -> numpy.ndarray:
-        """Faces in ``grey`` (H, W) uint8 -> boxes (F, 4) int64 [x, y, w, h], top to
-        bottom then left to right."""
+        """Faces in ``grey`` (H, W) uint8 -> boxes (F, 4) int64 [x, y, w, h], left to right."""
         scale = self.search_scale
         small = grey if scale == 1.0 else cv2.resize(
             grey, (round(grey.shape[1] * scale), round(grey.shape[0] * scale)),
@@ -108,7 +107,7 @@ class FaceDetector:
         boxes = numpy.asarray(found, dtype=numpy.float64).reshape(-1, 4) / scale  # (F, 4)
         boxes = numpy.rint(boxes).astype(numpy.int64)
         boxes = boxes[boxes[:, 2] >= self.min_face_size]
-        order = numpy.lexsort((boxes[:, 0], boxes[:, 1]))
+        order = numpy.lexsort((boxes[:, 1], boxes[:, 0]))  # by x, then y
         return boxes[order]
 
 

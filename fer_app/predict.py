@@ -21,7 +21,8 @@ def add_recognizer_arguments(parser: argparse.ArgumentParser) -> None:
     """The options every app CLI shares: which model, backend and face settings."""
     parser.add_argument("--model", default="default",
                         help="'default' (the shipped model) or a model .npz file")
-    parser.add_argument("--backend", default=None, help="tinycnn backend: numpy, numba or cupy")
+    parser.add_argument("--backend", default="numpy",
+                        help="tinycnn backend: numpy (default; fastest for a few faces), numba, cupy")
     parser.add_argument("--min-face-size", type=int, default=40,
                         help="smallest face side in pixels (default 40)")
     parser.add_argument("--margin", type=float, default=0.0,

@@ -26,7 +26,11 @@ class EmotionRecognizer:
     """Find faces and tell their emotions.
 
     model: "default" (the shipped fer_app/weights/default.npz) or a path to a model file.
-    backend: tinycnn backend for the network ("numpy", "numba", "cupy"; None = default).
+    backend: tinycnn backend for the network: "numpy" (default), "numba", "cupy", or
+        None for inference.load_classifier's choice. "numpy" because a frame holds only
+        1-4 faces, and for such small batches the reference kernels (BLAS matmuls) ran
+        faster than the Numba ones in benchmarks/app_speed.py (9 vs 37 ms for one face
+        single-threaded on this 2-core machine).
     min_face_size: smallest face side in pixels that is reported.
     margin: each face box grows by this fraction of its side on every side before
         it is cut out. 0.0 by default: on real FER-2013 faces pasted into larger
@@ -35,7 +39,7 @@ class EmotionRecognizer:
     tta: average the network's output over test-time augmentation (slower).
     """
 
-    def __init__(self, model: str = "default", backend: str | None = None,
+    def __init__(self, model: str = "default", backend: str | None = "numpy",
                  min_face_size: int = 40, margin: float = 0.0, tta: bool = False):
         self.classifier = load_classifier(model, backend)
         self.class_names: list[str] = list(self.classifier.class_names)
@@ -50,7 +54,7 @@ class EmotionRecognizer:
         image: a file path, a PIL image, or an array (H, W) grey / (H, W, 3|4) in
             ``color`` order - "rgb" (PIL, matplotlib, imageio) by default, "bgr" for
             arrays from cv2.imread / cv2.VideoCapture.
-        Returns one dict per face, top to bottom then left to right:
+        Returns one dict per face, left to right:
         {"box": [x, y, w, h], "emotion": name, "score": p, "probabilities": {name: p}}.
         """
         grey = load_grey(image, color)  # (H, W) uint8
