@@ -11,7 +11,7 @@
     GET  /docs         FastAPI's OpenAPI page
 
 Bad uploads get a 4xx JSON error {"detail": "..."}: 400 empty or not an image,
-413 larger than --max-upload-mb, 422 no "file" field. The page and its script
+413 larger than --max-upload-mb or than 40 megapixels, 422 no "file" field. The page and its script
 are served from fer_app/static/ (no external CDN), so it works offline.
 """
 from __future__ import annotations
@@ -35,6 +35,7 @@ from .recognizer import EmotionRecognizer, pil_to_array
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 MULTIPART_OVERHEAD = 64 * 1024  # bytes of form headers allowed on top of the file itself
+MAX_PIXELS = 40_000_000         # largest picture decoded (width x height)
 
 
 class Face(BaseModel):
@@ -58,11 +59,18 @@ class Health(BaseModel):
 
 
 def decode_image(data: bytes) -> numpy.ndarray:
-    """Uploaded bytes -> (H, W, 3) RGB uint8; HTTP 400 when they are not a picture."""
+    """Uploaded bytes -> (H, W, 3) RGB uint8; HTTP 400 when they are not a picture,
+    413 when the picture has more than MAX_PIXELS pixels (a small file can hold a huge
+    blank image)."""
     if not data:
         raise HTTPException(status_code=400, detail="empty upload: the file has no bytes")
     try:
         with Image.open(io.BytesIO(data)) as picture:
+            width, height = picture.size
+            if width * height > MAX_PIXELS:
+                raise HTTPException(status_code=413, detail=(
+                    f"image too large: {width}x{height} pixels (limit {MAX_PIXELS // 10**6} "
+                    f"megapixels)"))
             picture.load()
             return pil_to_array(picture)
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
@@ -97,7 +105,7 @@ def create_app(recognizer: EmotionRecognizer, max_upload_mb: float = 10.0) -> Fa
 
     @app.post("/api/detect", response_model=Detection,
               responses={400: {"description": "empty upload or not an image"},
-                         413: {"description": "upload larger than the server's limit"}})
+                         413: {"description": "upload larger than the server's limits"}})
     def detect(file: UploadFile = File(..., description="a picture: JPEG, PNG, WebP, ...")
                ) -> Detection:
         """Find every face in the uploaded picture and give its box and emotion probabilities."""

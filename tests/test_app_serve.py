@@ -74,6 +74,16 @@ def test_bad_uploads_get_a_clear_json_error_and_the_server_keeps_serving(client,
     assert good.status_code == 200 and len(good.json()["faces"]) == 2
 
 
+def test_a_small_file_with_a_huge_picture_is_refused(client):
+    huge = Image.new("L", (8000, 6000))  # 48 megapixels of black: a few kB as PNG
+    buffer = io.BytesIO()
+    huge.save(buffer, format="PNG")
+    assert len(buffer.getvalue()) < 512 * 1024
+    response = client.post("/api/detect", files={"file": ("huge.png", buffer.getvalue())})
+    assert response.status_code == 413
+    assert "8000x6000 pixels" in response.json()["detail"]
+
+
 def test_missing_file_field_is_a_422(client):
     response = client.post("/api/detect", files={"picture": ("x.png", b"123")})
     assert response.status_code == 422
