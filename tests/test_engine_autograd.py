@@ -9,6 +9,7 @@ import pytest
 import tinycnn
 from tinycnn import Tensor, backend
 from tinycnn.kernels import reference
+from tests.conftest import using_backend
 
 
 def leaf(values):
@@ -127,12 +128,13 @@ def test_mixing_backends_is_a_clear_error(monkeypatch):
     fake = backend.Backend("fake", types.SimpleNamespace(ndarray=FakeArray), reference)
     monkeypatch.setitem(backend._LOADERS, "fake", lambda: fake)   # undone after the test
     monkeypatch.setitem(backend._LOADED, "fake", fake)
-    host, device = Tensor([1.0, 2.0]), Tensor._wrap(FakeArray((2,)))
-    assert backend.of(device.data) is fake
-    with pytest.raises(backend.BackendError, match="different backends.*numpy and fake"):
-        host + device
-    with pytest.raises(backend.BackendError, match="different backends"):
-        tinycnn.functional.linear(Tensor(numpy.ones((1, 2))), Tensor._wrap(FakeArray((3, 2))))
+    with using_backend("numpy"):
+        host, device = Tensor([1.0, 2.0]), Tensor._wrap(FakeArray((2,)))
+        assert backend.of(device.data) is fake
+        with pytest.raises(backend.BackendError, match="different backends.*numpy and fake"):
+            host + device
+        with pytest.raises(backend.BackendError, match="different backends"):
+            tinycnn.functional.linear(Tensor(numpy.ones((1, 2))), Tensor._wrap(FakeArray((3, 2))))
 
 
 def test_unknown_backend_is_a_clear_error():
