@@ -1,0 +1,59 @@
+"""inference.py: TTA views, batching, and clear errors for files that are not models."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tinycnn
+from fer_app.inference import TTA_SHIFT, Classifier, ModelFileError, load_classifier, tta_views
+from fer_app.models import build_model
+from fer_app.normalize import Normalizer
+
+
+def test_tta_views_are_the_faces_their_mirrors_and_shifts():
+    faces = np.random.default_rng(0).integers(0, 256, (2, 48, 48)).astype(np.uint8)
+    views = tta_views(faces)
+    assert len(views) == 10 and all(view.shape == faces.shape for view in views)
+    np.testing.assert_array_equal(views[0], faces)
+    np.testing.assert_array_equal(views[5], faces[:, :, ::-1])
+    s = TTA_SHIFT
+    # view 1 looks s pixels up: its row r is the face's row r - s (edge rows repeated)
+    np.testing.assert_array_equal(views[1][:, s:], faces[:, :-s])
+    np.testing.assert_array_equal(views[1][:, 0], faces[:, 0])
+    # view 4 looks s pixels right: its column c is the face's column c + s
+    np.testing.assert_array_equal(views[4][:, :, :-s], faces[:, :, s:])
+
+
+def make_classifier() -> Classifier:
+    tinycnn.manual_seed(0)
+    model = build_model("seed002", 7)
+    return Classifier(model, [f"c{k}" for k in range(7)], Normalizer("per_image"))
+
+
+def test_batched_prediction_equals_one_pass_and_leaves_training_mode_alone():
+    classifier = make_classifier()
+    classifier.model.train()
+    faces = np.random.default_rng(1).integers(0, 256, (7, 48, 48)).astype(np.uint8)
+    whole = classifier.predict_logits(faces, batch_size=64)
+    pieces = classifier.predict_logits(faces, batch_size=3)
+    np.testing.assert_allclose(pieces, whole, rtol=1e-5, atol=1e-6)
+    assert classifier.model.training
+    probabilities = classifier.predict_proba(faces, tta=True)
+    assert probabilities.shape == (7, 7)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_wrong_face_shape_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"\(N, 48, 48\)"):
+        make_classifier().predict_logits(np.zeros((2, 32, 32), np.uint8))
+
+
+def test_files_that_are_not_models_are_clear_errors(tmp_path):
+    with pytest.raises(ModelFileError, match="model file not found"):
+        load_classifier(str(tmp_path / "absent.npz"))
+    tinycnn.save({"w": np.zeros(3)}, str(tmp_path / "plain.npz"), {"something": 1})
+    with pytest.raises(ModelFileError, match="not a fer_app model file"):
+        load_classifier(str(tmp_path / "plain.npz"))
+    (tmp_path / "text.npz").write_text("hello")
+    with pytest.raises(ModelFileError, match="not a readable model file"):
+        load_classifier(str(tmp_path / "text.npz"))
