@@ -4,6 +4,7 @@ Forward reads x twice (statistics, then y); the statistics are accumulated in
 float64 around a shift (the channel's first value), so the one-pass variance
 E[(x-s)^2] - E[x-s]^2 does not cancel catastrophically. Backward recomputes
 xhat = (x - mean) * inv_std from the saved input instead of storing it.
+Sums may be reordered (fastmath "reassoc") so that they vectorize.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import numpy
 from numba import njit, prange
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, fastmath={"reassoc", "contract"})
 def batch_norm_forward(x, gamma, beta, eps, y, mean, var, inv_std):
     """x (N, C, L), gamma and beta (C,) -> y (N, C, L), mean (C,), var (C,) biased, inv_std (C,),
     written in place.
@@ -41,7 +42,7 @@ def batch_norm_forward(x, gamma, beta, eps, y, mean, var, inv_std):
                 y[n, c, i] = x[n, c, i] * scale + offset
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, fastmath={"reassoc", "contract"})
 def batch_norm_backward(dy, x, gamma, mean, inv_std, dx, dgamma, dbeta):
     """dy, x (N, C, L) -> dx (N, C, L), dgamma (C,), dbeta (C,) in place  (M = N*L per channel).
 

@@ -64,7 +64,8 @@ def max_pool2d_forward(x, kernel, stride, pad):
     shape = (n, c, output_size(h, kernel[0], stride[0], pad[0]),
              output_size(w, kernel[1], stride[1], pad[1]))
     y, argmax = numpy.empty(shape, dtype=x.dtype), numpy.empty(shape, dtype=numpy.int32)
-    numba_pool.max_pool2d_forward(x, *kernel, *stride, *pad, y, argmax)
+    numba_pool.max_pool2d_forward(x.reshape(n * c, h, w), *kernel, *stride, *pad,
+                                  y.reshape(n * c, *shape[2:]), argmax.reshape(n * c, *shape[2:]))
     return y, argmax
 
 
@@ -72,8 +73,9 @@ def max_pool2d_backward(dy, x_shape, saved, kernel, stride, pad):
     """dy (N, C, OH, OW) -> dx (N, C, H, W)."""
     (dy,) = _contiguous(dy)
     n, c, h, w = x_shape
-    dx = numpy.empty((n, c, h * w), dtype=dy.dtype)
-    numba_pool.max_pool2d_backward(dy, saved, dx)
+    dx = numpy.empty((n * c, h * w), dtype=dy.dtype)
+    numba_pool.max_pool2d_backward(dy.reshape(n * c, *dy.shape[2:]),
+                                   saved.reshape(n * c, *dy.shape[2:]), dx)
     return dx.reshape(x_shape)
 
 

@@ -12,14 +12,14 @@ from numba import njit, prange
 
 @njit(parallel=True, cache=True)
 def max_pool2d_forward(x, kh, kw, sh, sw, ph, pw, y, argmax):
-    """x (N, C, H, W) -> y (N, C, OH, OW), argmax (N, C, OH, OW) int32 flat positions, in place.
+    """x (P, H, W) -> y (P, OH, OW), argmax (P, OH, OW) int32 flat positions, in place
+    (P = N*C image planes).
 
     Ties go to the first maximum in row-major window order (as ``argmax``).
     """
-    n_images, channels, height, width = x.shape
-    oh, ow = y.shape[2], y.shape[3]
-    for task in prange(n_images * channels):
-        n, c = task // channels, task % channels
+    planes, height, width = x.shape
+    oh, ow = y.shape[1], y.shape[2]
+    for p in prange(planes):
         for a in range(oh):
             for b in range(ow):
                 best = -numpy.inf
@@ -32,21 +32,19 @@ def max_pool2d_forward(x, kh, kw, sh, sw, ph, pw, y, argmax):
                         col = b * sw + j - pw
                         if col < 0 or col >= width:
                             continue
-                        value = x[n, c, h, col]
+                        value = x[p, h, col]
                         if value > best or where < 0:
                             best, where = value, h * width + col
-                y[n, c, a, b] = best
-                argmax[n, c, a, b] = where
+                y[p, a, b] = best
+                argmax[p, a, b] = where
 
 
 @njit(parallel=True, cache=True)
 def max_pool2d_backward(dy, argmax, dx):
-    """dx[n, c].flat[argmax[n, c, a, b]] += dy[n, c, a, b]; dy (N, C, OH, OW) -> dx (N, C, H*W),
-    overwritten."""
-    n_images, channels, oh, ow = dy.shape
-    for task in prange(n_images * channels):
-        n, c = task // channels, task % channels
-        dx[n, c] = 0.0
+    """dx[p].flat[argmax[p, a, b]] += dy[p, a, b]; dy (P, OH, OW) -> dx (P, H*W), overwritten."""
+    planes, oh, ow = dy.shape
+    for p in prange(planes):
+        dx[p] = 0.0
         for a in range(oh):
             for b in range(ow):
-                dx[n, c, argmax[n, c, a, b]] += dy[n, c, a, b]
+                dx[p, argmax[p, a, b]] += dy[p, a, b]
