@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 import tinycnn
 from fer_app.data import find_data
-from fer_app.faces import crop_faces, to_grey
+from fer_app.faces import FaceDetector, crop_faces, to_grey
 from fer_app.recognizer import EmotionRecognizer
 from fer_app.scenes import iou, paste_faces, read_fer_faces
 
@@ -65,13 +65,14 @@ def drifting_video(faces: numpy.ndarray, places, side: int, frames: int, folder:
     return numpy.stack(decoded)
 
 
-def time_ours(recognizer: EmotionRecognizer, frames: numpy.ndarray) -> dict:
+def time_ours(recognizer: EmotionRecognizer, detector: FaceDetector,
+              frames: numpy.ndarray) -> dict:
     """Per-frame seconds of detection and classification, and faces found."""
     detect_s, classify_s, faces = [], [], []
     for index, frame in enumerate(frames):  # frame (H, W, 3) BGR
         start = time.perf_counter()
         grey = to_grey(frame, "bgr")
-        boxes = recognizer.detector.find(grey)  # (F, 4)
+        boxes = detector.find(grey)  # (F, 4)
         middle = time.perf_counter()
         recognizer.classify_crops(crop_faces(grey, boxes, recognizer.margin))
         end = time.perf_counter()
@@ -152,7 +153,8 @@ def pictures_of(faces: numpy.ndarray, seed: int) -> tuple[numpy.ndarray, numpy.n
 def markdown(results: dict) -> str:
     """The two README tables: speed, and accuracy, ours beside fer's."""
     lines = ["# Emotion recognizer speed and accuracy (benchmarks/app_speed.py)", "",
-             f"Machine: {results['machine']}; tinycnn backend `{results['backend']}`; model "
+             f"Machine: {results['machine']}; main row (\"ours\"): backend and smallest face "
+             f"`{results['main_row']}`; model "
              f"`{results['model']}`; {results['frames']} frames per video (640x480, mp4v); "
              f"threads: {results['threads']}; 1-minute load average when it started: "
              f"{results['load_average_1min']} (other jobs share the cores).", "",
@@ -162,7 +164,7 @@ def markdown(results: dict) -> str:
         for key, speed in results.get(who, {}).items():
             if not key.startswith("speed"):
                 continue
-            name = who if key == "speed" else f"{who} ({key[len('speed_'):]} backend)"
+            name = who if key == "speed" else f"{who} ({key[len('speed_'):]})"
             for row in speed.values():
                 lines.append(f"| {name} | {row['faces_in_frame']} | {row['detect_ms']} | "
                              f"{row['classify_ms']} | {row['total_ms']} | **{row['fps']}** | "
@@ -182,10 +184,10 @@ def markdown(results: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="default", help="model file (default: the shipped one)")
-    parser.add_argument("--backend", default="numpy", help="tinycnn backend of the recognizer")
     parser.add_argument("--data", default=None, help="FER-2013 CSV (default: found like training)")
-    parser.add_argument("--backends", default="numpy,numba",
-                        help="CPU backends to time the classifier on (comma-separated)")
+    parser.add_argument("--variants", default="numpy:40,numba:40,numpy:80",
+                        help="speed runs as BACKEND:MIN_FACE_SIZE, comma-separated; the first "
+                             "is the main row (80 px: a face in front of a webcam)")
     parser.add_argument("--frames", type=int, default=60, help="frames per video")
     parser.add_argument("--accuracy-faces", type=int, default=500, help="PublicTest faces to score")
     parser.add_argument("--fer-python", default=None,
@@ -195,7 +197,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=os.path.join(HERE, "results"), help="results folder")
     args = parser.parse_args(argv)
 
-    recognizer = EmotionRecognizer(model=args.model, backend=args.backend)
+    variants = [(backend, int(size)) for backend, size in
+                (variant.split(":") for variant in args.variants.split(","))]
+    recognizer = EmotionRecognizer(model=args.model, backend=variants[0][0],
+                                   min_face_size=variants[0][1])
     faces, labels = read_fer_faces(find_data(args.data), "PublicTest", args.accuracy_faces, seed=0)
     scenes, boxes = pictures_of(faces, seed=1)
     shown = [index for index, scene in enumerate(scenes)  # faces the cascade finds, for the videos
@@ -207,19 +212,21 @@ def main(argv: list[str] | None = None) -> int:
                                                folder, "four_faces")}
         results = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} "
                               f"cores, Python {platform.python_version()}",
-                   "backend": tinycnn.backend.current().name, "model": args.model,
+                   "model": args.model, "main_row": args.variants.split(",")[0],
                    "load_average_1min": round(os.getloadavg()[0], 2),
                    "threads": {name: os.environ.get(name, "default") for name in
                                ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS")},
                    "frames": args.frames, "accuracy_faces": len(faces), "notes": list(args.note),
                    "ours": {}}
         expected = {"one_face": 1, "four_faces": 4}
-        for backend in args.backends.split(","):  # host arrays run on the active CPU backend
-            tinycnn.backend.use(backend)
-            results["ours"]["speed" if backend == results["backend"] else f"speed_{backend}"] = {
-                name: summarize(time_ours(recognizer, frames), expected[name])
-                for name, frames in videos.items()}
-        tinycnn.backend.use(results["backend"])
+        for number, (backend, min_face_size) in enumerate(variants):
+            tinycnn.backend.use(backend)  # host arrays run on the active CPU backend
+            detector = FaceDetector(min_face_size=min_face_size)
+            key = "speed" if number == 0 else f"speed_{backend}, faces >= {min_face_size} px"
+            results["ours"][key] = {name: summarize(time_ours(recognizer, detector, frames),
+                                                    expected[name])
+                                    for name, frames in videos.items()}
+        tinycnn.backend.use(variants[0][0])
         results["ours"]["accuracy"] = accuracy_ours(recognizer, faces, labels, scenes, boxes)
         if args.fer_python:
             fer = run_fer(args.fer_python, videos, faces, scenes, folder)

@@ -52,7 +52,8 @@ function drawFaces(faces, scale) {
     context.fillRect(x, top, labelWidth, 20);
     context.fillStyle = "black";
     context.fillText(label, x + 4, top + 15);
-    drawBars(face.probabilities, x, Math.min(y + h + 4, view.height - 7 * 11 - 4));
+    const barsHeight = Object.keys(face.probabilities).length * 11 + 4;
+    drawBars(face.probabilities, x, Math.min(y + h + 4, view.height - barsHeight));
   }
 }
 
