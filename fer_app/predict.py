@@ -27,11 +27,13 @@ def add_recognizer_arguments(parser: argparse.ArgumentParser) -> None:
                         help="smallest face side in pixels (default 40)")
     parser.add_argument("--margin", type=float, default=0.0,
                         help="grow each face box by this fraction of its side (default 0.0)")
+    parser.add_argument("--tta", action="store_true",
+                        help="test-time augmentation: 10 passes per face (slower, a bit better)")
 
 
 def build_recognizer(args: argparse.Namespace) -> EmotionRecognizer:
     return EmotionRecognizer(model=args.model, backend=args.backend,
-                             min_face_size=args.min_face_size, margin=args.margin)
+                             min_face_size=args.min_face_size, margin=args.margin, tta=args.tta)
 
 
 def format_table(path: str, faces: list[dict]) -> str:

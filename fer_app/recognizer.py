@@ -29,14 +29,15 @@ class EmotionRecognizer:
     backend: tinycnn backend for the network: "numpy" (default), "numba", "cupy", or
         None for inference.load_classifier's choice. "numpy" because a frame holds only
         1-4 faces, and for such small batches the reference kernels (BLAS matmuls) ran
-        faster than the Numba ones in benchmarks/app_speed.py (9 vs 37 ms for one face
-        single-threaded on this 2-core machine).
+        faster than the Numba ones (14 vs 30 ms for one face, single-threaded, in
+        benchmarks/results/app_speed.md).
     min_face_size: smallest face side in pixels that is reported.
     margin: each face box grows by this fraction of its side on every side before
         it is cut out. 0.0 by default: on real FER-2013 faces pasted into larger
         pictures, the Haar box has the size of the FER crop (median ratio 1.03), so
         the bare box is what the network saw in training (see fer_app/faces.py).
-    tta: average the network's output over test-time augmentation (slower).
+    tta: average the network's output over test-time augmentation (10 passes:
+        better for photos, too slow for live video).
     """
 
     def __init__(self, model: str = "default", backend: str | None = "numpy",

@@ -121,3 +121,13 @@ def test_shipped_model_labels_real_faces_found_in_pictures():
     majority = numpy.bincount(public_test_faces()[1], minlength=7).max() / len(public_test_faces()[1])
     assert correct / len(faces) > majority + 0.15
     assert correct >= direct - 0.15 * len(faces)
+
+
+def test_tta_option_reaches_the_classifier(recognizer, tmp_path):
+    faces, _ = findable_faces(2)
+    with_tta = EmotionRecognizer(model=random_model_file(tmp_path), tta=True)
+    expected = with_tta.classifier.predict_proba(faces, tta=True)  # (2, 7)
+    got = [list(face["probabilities"].values()) for face in with_tta.classify(faces)]
+    assert got == pytest.approx(expected.tolist(), abs=1e-6)
+    plain = [list(face["probabilities"].values()) for face in recognizer.classify(faces)]
+    assert plain != pytest.approx(got, abs=1e-6)
