@@ -27,6 +27,7 @@ import math
 import os
 import sys
 import time
+from dataclasses import dataclass
 
 import numpy as np
 from tqdm import tqdm
@@ -204,43 +205,93 @@ def build_scheduler(optimizer: optim.Optimizer, settings: dict, steps_per_epoch:
     return None
 
 
+# --- the run's state --------------------------------------------------------------------
+@dataclass
+class Run:
+    """Everything one training run works with."""
+    settings: dict
+    out: str
+    train: Dataset
+    val: Dataset
+    model: nn.Module
+    optimizer: optim.Optimizer
+    scheduler: object                 # a tinycnn.optim schedule, or None
+    normalizer: Normalizer
+    augment: AugmentConfig
+    class_weight: np.ndarray | None   # (K,) loss weight per class
+    rng: np.random.Generator          # shuffling and augmentation
+    progress: dict                    # epoch, history, best scores (saved in last.npz)
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.out, name)
+
+
+def start_run(args: argparse.Namespace) -> Run:
+    """Settings, data, model, optimizer and schedule; restored from last.npz on --resume."""
+    last_path = os.path.join(args.out, "last.npz")
+    saved = None
+    if args.resume:
+        if not os.path.isfile(last_path):
+            raise TrainError(f"--resume: no checkpoint {last_path}")
+        saved = tinycnn.load(last_path)[1]["settings"]
+    elif os.path.exists(last_path):
+        raise TrainError(f"{args.out} already holds a run; continue it with --resume or choose another --out")
+    settings = choose_settings(args, saved)
+    backends.use(settings["backend"])
+    train, val = load_splits(settings)
+
+    tinycnn.manual_seed(settings["seed"])
+    model = build_model(settings["arch"], len(train.class_names))
+    optimizer = build_optimizer(model, settings)
+    scheduler = build_scheduler(optimizer, settings, math.ceil(len(train) / settings["batch_size"]))
+    class_weight = (balanced_class_weight(train.labels, len(train.class_names))
+                    if settings["class_weight"] == "balanced" else None)
+    run = Run(settings, args.out, train, val, model, optimizer, scheduler,
+              Normalizer(mode=settings["normalize"]).fit(train.images), augment_config(settings),
+              class_weight, np.random.default_rng([settings["seed"], 1]),
+              {"epoch": 0, "history": [], "best_val_acc": -1.0, "best_val_loss": math.inf,
+               "epochs_since_better_loss": 0})
+    if args.resume:
+        metadata = load_training_state(last_path, model, optimizer, scheduler, run.rng)
+        run.progress = {key: metadata[key] for key in run.progress}
+        run.normalizer = Normalizer.from_dict(metadata["normalization"])
+    return run
+
+
 # --- one epoch ------------------------------------------------------------------------
-def train_epoch(model: nn.Module, optimizer: optim.Optimizer, scheduler, train: Dataset,
-                normalizer: Normalizer, augment: AugmentConfig, class_weight, settings: dict,
-                rng: np.random.Generator, epoch: int) -> dict:
+def train_epoch(run: Run, epoch: int) -> dict:
     """One pass over the shuffled training set. Returns train_loss, train_acc,
     seconds and images_per_second; raises TrainError when the loss is not finite."""
-    model.train()
-    order = rng.permutation(len(train))
-    batch_size = settings["batch_size"]
+    run.model.train()
+    order = run.rng.permutation(len(run.train))
+    batch_size, smoothing = run.settings["batch_size"], run.settings["label_smoothing"]
     total_loss = correct = seen = 0
     start = time.perf_counter()
-    bar = tqdm(range(0, len(order), batch_size), desc=f"epoch {epoch}/{settings['epochs']}",
+    bar = tqdm(range(0, len(order), batch_size), desc=f"epoch {epoch}/{run.settings['epochs']}",
                unit="batch", leave=False, dynamic_ncols=True)
     for first in bar:
         rows = order[first:first + batch_size]
-        images = augment_batch(train.images[rows], augment, rng)   # (B, 48, 48) float32
-        x = tinycnn.Tensor(normalizer.apply(images))                 # (B, 1, 48, 48)
-        labels = train.labels[rows]                                  # (B,)
-        logits = model(x)                                            # (B, K)
-        loss = F.softmax_cross_entropy(logits, labels, settings["label_smoothing"], class_weight)
+        images = augment_batch(run.train.images[rows], run.augment, run.rng)  # (B, 48, 48) float32
+        x = tinycnn.Tensor(run.normalizer.apply(images))                        # (B, 1, 48, 48)
+        labels = run.train.labels[rows]                                         # (B,)
+        logits = run.model(x)                                                   # (B, K)
+        loss = F.softmax_cross_entropy(logits, labels, smoothing, run.class_weight)
         value = loss.item()
         if not math.isfinite(value):
             bar.close()
             raise TrainError(f"loss became {value} at epoch {epoch}, batch {first // batch_size + 1} "
-                             f"(lr {optimizer.lr:.3g}); stopping. The last good checkpoint "
+                             f"(lr {run.optimizer.lr:.3g}); stopping. The last good checkpoint "
                              f"(epoch {epoch - 1}) is kept; try a lower --lr.")
-        optimizer.zero_grad()
+        run.optimizer.zero_grad()
         loss.backward()
-        optimizer.step()
-        if isinstance(scheduler, optim.OneCycleLR):
-            scheduler.step()
+        run.optimizer.step()
+        if isinstance(run.scheduler, optim.OneCycleLR):
+            run.scheduler.step()
         total_loss += value * len(rows)
         correct += int((logits.numpy().argmax(axis=1) == labels).sum())
         seen += len(rows)
-        rate = seen / (time.perf_counter() - start)
         bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}",
-                        img_s=f"{rate:.0f}")
+                        img_s=f"{seen / (time.perf_counter() - start):.0f}")
     bar.close()
     seconds = time.perf_counter() - start
     return {"train_loss": total_loss / seen, "train_acc": correct / seen, "seconds": seconds,
@@ -248,126 +299,21 @@ def train_epoch(model: nn.Module, optimizer: optim.Optimizer, scheduler, train: 
 
 
 def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
-    """Mean of -log softmax(logits)[label] (plain, unweighted, unsmoothed)."""
+    """Mean of -log softmax(logits)[label] (plain: unweighted, unsmoothed)."""
     shifted = logits - logits.max(axis=1, keepdims=True)                  # (N, K)
     log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))  # (N, K)
     return float(-log_p[np.arange(len(labels)), labels].mean())
 
 
-def validate(classifier: Classifier, val: Dataset) -> tuple[dict, np.ndarray]:
-    """Validation loss, accuracy and macro-F1, and the predictions (N,)."""
-    logits = classifier.predict_logits(val.images)  # (N, K)
+def validate(run: Run) -> tuple[dict, np.ndarray]:
+    """Validation loss, accuracy and macro-F1 (eval mode, no graph), and the predictions (N,)."""
+    classifier = Classifier(run.model, run.val.class_names, run.normalizer)
+    logits = classifier.predict_logits(run.val.images)  # (N, K)
     predictions = logits.argmax(axis=1)
-    report = classification_report(val.labels, predictions, val.class_names)
-    scores = {"val_loss": cross_entropy(logits, val.labels), "val_acc": report["accuracy"],
+    report = classification_report(run.val.labels, predictions, run.val.class_names)
+    scores = {"val_loss": cross_entropy(logits, run.val.labels), "val_acc": report["accuracy"],
               "val_macro_f1": report["macro_f1"]}
     return scores, predictions
-
-
-# --- files ------------------------------------------------------------------------------
-def write_history(history: list[dict], path: str) -> None:
-    temporary = path + ".tmp"
-    with open(temporary, "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=HISTORY_FIELDS)
-        writer.writeheader()
-        writer.writerows(history)
-    os.replace(temporary, path)
-
-
-def model_metadata(settings: dict, class_names: list[str], normalizer: Normalizer) -> dict:
-    """What model.npz needs to be loaded and used alone (see inference.load_classifier)."""
-    return {"arch": settings["arch"], "num_classes": len(class_names),
-            "class_names": list(class_names), "normalization": normalizer.to_dict(),
-            "settings": settings}
-
-
-def finish(out: str, model: nn.Module, normalizer: Normalizer, val: Dataset) -> dict:
-    """Evaluate the best model (model.npz) on validation: metrics.json and confusion_matrix.png."""
-    state, metadata = tinycnn.load(os.path.join(out, "model.npz"))
-    model.load_state_dict(state)
-    classifier = Classifier(model, val.class_names, normalizer)
-    _, predictions = validate(classifier, val)
-    report = classification_report(val.labels, predictions, val.class_names)
-    report["epoch"] = metadata["epoch"]
-    with open(os.path.join(out, "metrics.json"), "w") as file:
-        json.dump(report, file, indent=2)
-    title = f"{metadata['arch']}, epoch {metadata['epoch']}: validation accuracy {report['accuracy']:.3f}"
-    plots.plot_confusion_matrix(np.array(report["confusion_matrix"]), val.class_names,
-                                os.path.join(out, "confusion_matrix.png"), title)
-    return report
-
-
-# --- the run ------------------------------------------------------------------------------
-def run(args: argparse.Namespace) -> dict:
-    out = args.out
-    last_path, model_path = os.path.join(out, "last.npz"), os.path.join(out, "model.npz")
-    saved = None
-    if args.resume:
-        if not os.path.isfile(last_path):
-            raise TrainError(f"--resume: no checkpoint {last_path}")
-        saved = tinycnn.load(last_path)[1]["settings"]
-    elif os.path.exists(last_path):
-        raise TrainError(f"{out} already holds a run; continue it with --resume or choose another --out")
-    settings = choose_settings(args, saved)
-    backends.use(settings["backend"])
-    train, val = load_splits(settings)
-    class_names = train.class_names
-
-    tinycnn.manual_seed(settings["seed"])
-    rng = np.random.default_rng([settings["seed"], 1])  # shuffling and augmentation
-    model = build_model(settings["arch"], len(class_names))
-    optimizer = build_optimizer(model, settings)
-    steps_per_epoch = math.ceil(len(train) / settings["batch_size"])
-    scheduler = build_scheduler(optimizer, settings, steps_per_epoch)
-    augment = augment_config(settings)
-    class_weight = (balanced_class_weight(train.labels, len(class_names))
-                    if settings["class_weight"] == "balanced" else None)
-
-    state = {"epoch": 0, "history": [], "best_val_acc": -1.0, "best_val_loss": math.inf,
-             "epochs_since_better_loss": 0}
-    if args.resume:
-        metadata = load_training_state(last_path, model, optimizer, scheduler, rng)
-        state = {key: metadata[key] for key in state}
-        normalizer = Normalizer.from_dict(metadata["normalization"])
-    else:
-        normalizer = Normalizer(mode=settings["normalize"])
-        normalizer.fit(train.images)
-    os.makedirs(out, exist_ok=True)
-    plots.plot_class_distribution({"train": train.labels, "validation": val.labels}, class_names,
-                                  os.path.join(out, "class_distribution.png"))
-    print(f"{settings['arch']} ({model.num_parameters():,} parameters) on {settings['backend']}: "
-          f"{len(train)} training / {len(val)} validation images, {len(class_names)} classes, "
-          f"{'resuming after epoch ' + str(state['epoch']) if args.resume else 'starting'}")
-
-    classifier = Classifier(model, class_names, normalizer)
-    for epoch in range(state["epoch"] + 1, settings["epochs"] + 1):
-        if state["epochs_since_better_loss"] >= settings["patience"] > 0:
-            print(f"early stop: validation loss has not improved for {settings['patience']} epochs")
-            break
-        lr = optimizer.lr
-        row = {"epoch": epoch, "lr": lr}
-        row.update(train_epoch(model, optimizer, scheduler, train, normalizer, augment,
-                               class_weight, settings, rng, epoch))
-        scores, _ = validate(classifier, val)
-        row.update(scores)
-        if not math.isfinite(row["val_loss"]):
-            raise TrainError(f"validation loss became {row['val_loss']} at epoch {epoch}; "
-                             f"stopping. The last good checkpoint (epoch {epoch - 1}) is kept.")
-        step_scheduler(scheduler, row["val_loss"])
-        update_progress(state, row)
-        meta = model_metadata(settings, class_names, normalizer)
-        if row["val_acc"] > state["best_val_acc"]:
-            state["best_val_acc"] = row["val_acc"]
-            tinycnn.save(model.state_dict(), model_path, {**meta, "epoch": epoch, "val": scores})
-        save_training_state(last_path, model, optimizer, scheduler, rng, {**meta, **state})
-        write_history(state["history"], os.path.join(out, "history.csv"))
-        plots.plot_curves(state["history"], os.path.join(out, "curves.png"))
-        print(format_epoch(row, row["val_acc"] == state["best_val_acc"]))
-
-    report = finish(out, model, normalizer, val)
-    print(f"best model: epoch {report['epoch']}, {out}/model.npz")
-    print(format_report(report))
-    return report
 
 
 def step_scheduler(scheduler, val_loss: float) -> None:
@@ -378,14 +324,51 @@ def step_scheduler(scheduler, val_loss: float) -> None:
         scheduler.step()
 
 
-def update_progress(state: dict, row: dict) -> None:
-    """Append the epoch's row and count epochs without a lower validation loss."""
-    state["epoch"] = row["epoch"]
-    state["history"].append(row)
-    if row["val_loss"] < state["best_val_loss"]:
-        state["best_val_loss"], state["epochs_since_better_loss"] = row["val_loss"], 0
+def run_epoch(run: Run, epoch: int) -> None:
+    """Train, validate, step the schedule, then save model.npz (if best), last.npz,
+    history.csv and curves.png, and print the epoch's summary line."""
+    row = {"epoch": epoch, "lr": run.optimizer.lr, **train_epoch(run, epoch)}
+    scores, _ = validate(run)
+    row.update(scores)
+    if not math.isfinite(row["val_loss"]):
+        raise TrainError(f"validation loss became {row['val_loss']} at epoch {epoch}; "
+                         f"stopping. The last good checkpoint (epoch {epoch - 1}) is kept.")
+    step_scheduler(run.scheduler, row["val_loss"])
+    progress = run.progress
+    progress["epoch"] = epoch
+    progress["history"].append(row)
+    if row["val_loss"] < progress["best_val_loss"]:
+        progress["best_val_loss"], progress["epochs_since_better_loss"] = row["val_loss"], 0
     else:
-        state["epochs_since_better_loss"] += 1
+        progress["epochs_since_better_loss"] += 1
+    metadata = model_metadata(run)
+    improved = row["val_acc"] > progress["best_val_acc"]
+    if improved:
+        progress["best_val_acc"] = row["val_acc"]
+        tinycnn.save(run.model.state_dict(), run.path("model.npz"),
+                     {**metadata, "epoch": epoch, "val": scores})
+    save_training_state(run.path("last.npz"), run.model, run.optimizer, run.scheduler, run.rng,
+                        {**metadata, **progress})
+    write_history(progress["history"], run.path("history.csv"))
+    plots.plot_curves(progress["history"], run.path("curves.png"))
+    print(format_epoch(row, improved), flush=True)
+
+
+# --- files ------------------------------------------------------------------------------
+def model_metadata(run: Run) -> dict:
+    """What model.npz needs to be loaded and used alone (see inference.load_classifier)."""
+    return {"arch": run.settings["arch"], "num_classes": len(run.train.class_names),
+            "class_names": list(run.train.class_names), "normalization": run.normalizer.to_dict(),
+            "settings": run.settings}
+
+
+def write_history(history: list[dict], path: str) -> None:
+    temporary = path + ".tmp"
+    with open(temporary, "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=HISTORY_FIELDS)
+        writer.writeheader()
+        writer.writerows(history)
+    os.replace(temporary, path)
 
 
 def format_epoch(row: dict, best: bool) -> str:
@@ -395,10 +378,49 @@ def format_epoch(row: dict, best: bool) -> str:
             f"({row['images_per_second']:.0f} img/s){'  *best' if best else ''}")
 
 
+def finish(run: Run) -> dict:
+    """Evaluate the best model (model.npz) on validation: metrics.json and confusion_matrix.png."""
+    state, metadata = tinycnn.load(run.path("model.npz"))
+    run.model.load_state_dict(state)
+    _, predictions = validate(run)
+    report = classification_report(run.val.labels, predictions, run.val.class_names)
+    report["epoch"] = metadata["epoch"]
+    with open(run.path("metrics.json"), "w") as file:
+        json.dump(report, file, indent=2)
+    title = f"{metadata['arch']}, epoch {metadata['epoch']}: validation accuracy {report['accuracy']:.3f}"
+    plots.plot_confusion_matrix(np.array(report["confusion_matrix"]), run.val.class_names,
+                                run.path("confusion_matrix.png"), title)
+    return report
+
+
+# --- the whole run ------------------------------------------------------------------------
+def train_model(args: argparse.Namespace) -> dict:
+    """Run (or resume) training as ``args`` say; returns the best model's validation report."""
+    run = start_run(args)
+    os.makedirs(run.out, exist_ok=True)
+    plots.plot_class_distribution({"train": run.train.labels, "validation": run.val.labels},
+                                  run.train.class_names, run.path("class_distribution.png"))
+    done = run.progress["epoch"]
+    print(f"{run.settings['arch']} ({run.model.num_parameters():,} parameters) on "
+          f"{run.settings['backend']}: {len(run.train)} training / {len(run.val)} validation "
+          f"images, {len(run.train.class_names)} classes, "
+          f"{f'resuming after epoch {done}' if args.resume else 'starting'}", flush=True)
+    patience = run.settings["patience"]
+    for epoch in range(done + 1, run.settings["epochs"] + 1):
+        if run.progress["epochs_since_better_loss"] >= patience > 0:
+            print(f"early stop: validation loss has not improved for {patience} epochs")
+            break
+        run_epoch(run, epoch)
+    report = finish(run)
+    print(f"best model: epoch {report['epoch']}, {run.path('model.npz')}")
+    print(format_report(report))
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        run(args)
+        train_model(args)
     except (TrainError, DataError, backends.BackendError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
