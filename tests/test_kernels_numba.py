@@ -6,7 +6,7 @@ import pytest
 pytest.importorskip("numba")
 
 from tinycnn import backend, nn  # noqa: E402
-from tinycnn.kernels import numba_cpu, reference  # noqa: E402
+from tinycnn.kernels import numba_cpu, reference, winograd  # noqa: E402
 from tinycnn.tensor import Tensor  # noqa: E402
 
 TOLERANCE = {np.float32: 1e-4, np.float64: 1e-10}   # relative to the largest reference value
@@ -14,15 +14,24 @@ DTYPES = [np.float32, np.float64]
 
 # x shape, w shape, stride, pad, path the Numba kernels should take
 CONV_CASES = [
-    ((2, 4, 8, 8), (5, 4, 3, 3), (1, 1), (1, 1), "winograd"),      # F(2x2, 3x3), 'same'
-    ((2, 6, 5, 7), (3, 6, 3, 3), (1, 1), (0, 0), "winograd"),      # odd sizes, no padding
-    ((2, 4, 9, 7), (3, 4, 5, 5), (1, 1), (2, 2), "winograd"),      # F(2x2, 5x5), 'same'
-    ((2, 5, 6, 6), (2, 5, 5, 5), (1, 1), (1, 0), "winograd"),      # uneven padding
+    ((2, 4, 6, 6), (5, 4, 3, 3), (1, 1), (1, 1), "winograd m=2"),  # F(2x2, 3x3), 'same'
+    ((2, 4, 8, 8), (5, 4, 3, 3), (1, 1), (1, 1), "winograd m=4"),  # F(4x4, 3x3), 'same'
+    ((2, 6, 5, 7), (3, 6, 3, 3), (1, 1), (0, 0), "winograd m=4"),  # odd sizes, no padding
+    ((2, 4, 6, 6), (3, 4, 5, 5), (1, 1), (0, 0), "winograd m=2"),  # F(2x2, 5x5)
+    ((2, 4, 9, 7), (3, 4, 5, 5), (1, 1), (2, 2), "winograd m=4"),  # F(4x4, 5x5), 'same'
+    ((2, 5, 6, 6), (2, 5, 5, 5), (1, 1), (1, 0), "winograd m=4"),  # uneven padding
     ((2, 1, 7, 9), (4, 1, 3, 3), (1, 1), (1, 1), "im2col"),        # one input channel
     ((2, 3, 9, 9), (4, 3, 3, 3), (2, 2), (1, 1), "im2col"),        # stride 2
     ((2, 5, 6, 7), (4, 5, 1, 1), (1, 1), (0, 0), "im2col"),        # 1x1
     ((1, 4, 7, 6), (2, 4, 3, 5), (2, 1), (1, 2), "im2col"),        # non-square kernel and stride
 ]
+
+
+def path_taken(saved, w_shape, y_shape):
+    """"im2col", or "winograd m=<tile size>"."""
+    if saved[0] != "winograd":
+        return saved[0]
+    return f"winograd m={winograd.tile_size(w_shape[2], y_shape[2], y_shape[3])}"
 
 
 def assert_close(actual, expected, dtype):
@@ -46,7 +55,7 @@ def test_conv2d_matches_reference(rng, dtype, x_shape, w_shape, stride, pad, pat
     b = rng.standard_normal(w_shape[0]).astype(dtype) if with_bias else None
     y, saved = numba_cpu.conv2d_forward(x, w, b, stride, pad)
     y_ref, saved_ref = reference.conv2d_forward(x, w, b, stride, pad)
-    assert saved[0] == path
+    assert path_taken(saved, w.shape, y.shape) == path
     assert_close(y, y_ref, dtype)
     dy = rng.standard_normal(y.shape).astype(dtype)
     grads = numba_cpu.conv2d_backward(dy, x, w, saved, stride, pad)
@@ -70,13 +79,14 @@ def numerical_gradient(f, array, step=1e-6):
 
 
 @pytest.mark.parametrize("x_shape, w_shape, stride, pad, path",
-                         [CONV_CASES[0], CONV_CASES[3], CONV_CASES[5]])
+                         [CONV_CASES[0], CONV_CASES[1], CONV_CASES[3], CONV_CASES[5],
+                          CONV_CASES[7]])
 def test_conv2d_numerical_gradient(rng, x_shape, w_shape, stride, pad, path):
     x = rng.standard_normal(x_shape)
     w = rng.standard_normal(w_shape)
     b = rng.standard_normal(w_shape[0])
     y, saved = numba_cpu.conv2d_forward(x, w, b, stride, pad)
-    assert saved[0] == path
+    assert path_taken(saved, w.shape, y.shape) == path
     weights = rng.standard_normal(y.shape)     # loss = sum(y * weights), so dy = weights
 
     def loss():

@@ -9,7 +9,10 @@ The output is cut into m x m tiles; tile t reads an alpha x alpha input patch
     y[o, t]         = AT M[:, :, o, t] AT^T                 m x m output tile
 
 so the matrix products do alpha^2 / (m^2 r^2) of im2col's multiplications
-(1/2.25 for F(2x2, 3x3), 1/2.8 for F(2x2, 5x5)). Backward is the exact adjoint
+(F(2x2, 3x3): 1/2.25, F(4x4, 3x3): 1/4, F(2x2, 5x5): 1/2.8, F(4x4, 5x5): 1/6.25).
+The tile size m (2 or 4) is chosen per layer: the one with the fewest
+multiplications alpha^2 * tiles (a 6x6 output is 9 tiles of 2x2 but 4 padded
+tiles of 4x4, a tie that goes to the cheaper transforms of m = 2). Backward is the exact adjoint
 of every step: dM = A dy A^T per tile, dU = dM @ V^T, dV = U^T @ dM,
 dx = scatter-add of B dV B^T over the overlapping patches, dw = G^T dU G.
 
@@ -28,18 +31,24 @@ from numba import njit, prange
 
 from .toom_cook import POINTS, winograd_matrices
 
-TILE = {3: 2, 5: 2}                 # output tile size m used for each kernel size r
-CHUNK_BYTES = 48 * 2 ** 20          # budget for one chunk's M (alpha^2, O, T) array
+TILE_SIZES = (2, 4)                 # output tile sizes m to choose from
+CHUNK_BYTES = 96 * 2 ** 20          # budget for one chunk's M (alpha^2, O, T) array
 
 
 def applies(w_shape, stride, pad) -> bool:
     """Winograd path: stride 1, square 3x3 or 5x5 kernel, padding below the kernel size."""
     o, c, kh, kw = w_shape
-    return (stride == (1, 1) and kh == kw and kh in TILE and max(pad) < kh and c >= 4)
+    return (stride == (1, 1) and kh == kw and kh in (3, 5) and max(pad) < kh and c >= 4)
 
 
-def _matrices(r, dtype):
-    m = TILE[r]
+def tile_size(r: int, oh: int, ow: int) -> int:
+    """The m in TILE_SIZES with the fewest multiplications (m + r - 1)^2 * tiles; ties to the smaller."""
+    def multiplications(m):
+        return (m + r - 1) ** 2 * -(-oh // m) * -(-ow // m)
+    return min(TILE_SIZES, key=lambda m: (multiplications(m), m))
+
+
+def _matrices(m, r, dtype):
     return [a.astype(dtype) for a in winograd_matrices(m, r, POINTS[(m, r)])]
 
 
@@ -125,8 +134,8 @@ def _plan(x_shape, w_shape, pad):
     """Tile size m, output size, tile grid, and images per chunk (equal chunks under the budget)."""
     n, c, h, w = x_shape
     o, _, r, _ = w_shape
-    m = TILE[r]
     oh, ow = h + 2 * pad[0] - r + 1, w + 2 * pad[1] - r + 1
+    m = tile_size(r, oh, ow)
     th, tw = -(-oh // m), -(-ow // m)
     per_image = (m + r - 1) ** 2 * max(o, c) * th * tw * 4
     n_chunks = -(-n // max(1, CHUNK_BYTES // per_image))
@@ -140,8 +149,8 @@ def conv2d_forward(x, w, b, pad):
     """
     n = x.shape[0]
     o, c, r, _ = w.shape
-    at, g, bt = _matrices(r, x.dtype)
     m, oh, ow, th, tw, chunk = _plan(x.shape, w.shape, pad)
+    at, g, bt = _matrices(m, r, x.dtype)
     alpha2 = (m + r - 1) ** 2
     u = (numpy.kron(g, g) @ w.reshape(o * c, r * r).T).reshape(alpha2, o, c)
     bias = numpy.zeros(o, x.dtype) if b is None else b
@@ -164,8 +173,8 @@ def conv2d_backward(dy, x, w, saved, pad):
     u, inputs = saved
     n, c = x.shape[:2]
     o, _, r, _ = w.shape
-    at, g, bt = _matrices(r, x.dtype)
     m, oh, ow, th, tw, chunk = _plan(x.shape, w.shape, pad)
+    at, g, bt = _matrices(m, r, x.dtype)
     alpha2 = (m + r - 1) ** 2
     out_adjoint, in_adjoint = numpy.ascontiguousarray(at.T), numpy.ascontiguousarray(bt.T)
     no_bias = numpy.zeros(c, x.dtype)
