@@ -19,9 +19,12 @@ Results: benchmarks/results/app_speed.json and app_speed.md.
 """
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the app's CLIs do (fer_app/video.py)
+
 import argparse
 import json
-import os
 import platform
 import subprocess
 import sys
@@ -215,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
                    "model": args.model, "main_row": args.variants.split(",")[0],
                    "load_average_1min": round(os.getloadavg()[0], 2),
                    "threads": {name: os.environ.get(name, "default") for name in
-                               ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS")},
+                               ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "NUMBA_NUM_THREADS")},
                    "frames": args.frames, "accuracy_faces": len(faces), "notes": list(args.note),
                    "ours": {}}
         expected = {"one_face": 1, "four_faces": 4}
