@@ -52,7 +52,7 @@ DEFAULTS = {
     "data": None, "arch": DEFAULT_ARCH, "backend": None, "epochs": 30, "batch_size": 64,
     "lr": 1e-3, "classes": None, "merge_disgust": False, "skip_bad": False, "val_fraction": 0.2,
     "optimizer": "adam", "weight_decay": 0.0, "momentum": 0.9, "schedule": "cosine",
-    "label_smoothing": 0.0, "class_weight": "none", "normalize": "per_image",
+    "label_smoothing": 0.0, "mixup": 0.0, "class_weight": "none", "normalize": "per_image",
     "augment": "standard", "flip": None, "shift": None, "rotation": None, "zoom": None,
     "shear": None, "erase": None, "patience": 0, "seed": 0, "limit": None,
 }
@@ -101,6 +101,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--schedule", choices=("none", "cosine", "onecycle", "step", "plateau"),
                    help=f"learning-rate schedule (default {d['schedule']})")
     p.add_argument("--label-smoothing", type=float, help="default 0")
+    p.add_argument("--mixup", type=float,
+                   help="mixup alpha: blend pairs of training images and their labels (default 0 = off)")
     p.add_argument("--class-weight", choices=("none", "balanced"),
                    help="balanced: weight class k by N / (K * N_k) in the loss (default none)")
     p.add_argument("--normalize", choices=("per_image", "dataset"), help=f"default {d['normalize']}")
@@ -137,6 +139,8 @@ def check_settings(settings: dict) -> None:
     for key in positive:
         if not settings[key] > 0:
             raise TrainError(f"--{key.replace('_', '-')} must be positive, got {settings[key]}")
+    if settings["mixup"] < 0:
+        raise TrainError(f"--mixup must be >= 0, got {settings['mixup']}")
     if not 0.0 <= settings["label_smoothing"] < 1.0:
         raise TrainError(f"--label-smoothing must be in [0, 1), got {settings['label_smoothing']}")
     if settings["weight_decay"] < 0 or settings["patience"] < 0:
@@ -169,6 +173,19 @@ def load_splits(settings: dict) -> tuple[Dataset, Dataset]:
     if len(train) == 0 or len(val) == 0:
         raise TrainError(f"{path}: need training and validation rows, got {len(train)} and {len(val)}")
     return train, val
+
+
+def mixup(x: np.ndarray, labels: np.ndarray, num_classes: int, alpha: float,
+          rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Mixup (Zhang et al., 2018): x' = lam x + (1 - lam) x[perm] and the same blend of the
+    one-hot targets, with one lam ~ Beta(alpha, alpha) per batch.
+
+    x (B, 1, 48, 48), labels (B,) -> x' (B, 1, 48, 48), targets (B, K) float32.
+    """
+    lam = np.float32(rng.beta(alpha, alpha))
+    partner = rng.permutation(len(labels))
+    one_hot = np.eye(num_classes, dtype=np.float32)[labels]  # (B, K)
+    return lam * x + (1 - lam) * x[partner], lam * one_hot + (1 - lam) * one_hot[partner]
 
 
 def balanced_class_weight(labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -272,10 +289,13 @@ def train_epoch(run: Run, epoch: int) -> dict:
     for first in bar:
         rows = order[first:first + batch_size]
         images = augment_batch(run.train.images[rows], run.augment, run.rng)  # (B, 48, 48) float32
-        x = tinycnn.Tensor(run.normalizer.apply(images))                        # (B, 1, 48, 48)
+        x = run.normalizer.apply(images)                                        # (B, 1, 48, 48)
         labels = run.train.labels[rows]                                         # (B,)
-        logits = run.model(x)                                                   # (B, K)
-        loss = F.softmax_cross_entropy(logits, labels, smoothing, run.class_weight)
+        targets = labels                                                        # (B,) or (B, K)
+        if run.settings["mixup"] > 0:
+            x, targets = mixup(x, labels, len(run.train.class_names), run.settings["mixup"], run.rng)
+        logits = run.model(tinycnn.Tensor(x))                                   # (B, K)
+        loss = F.softmax_cross_entropy(logits, targets, smoothing, run.class_weight)
         value = loss.item()
         if not math.isfinite(value):
             bar.close()

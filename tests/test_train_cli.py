@@ -47,7 +47,9 @@ def run_cli(module: str, *args: str) -> subprocess.CompletedProcess:
 
 def test_training_writes_every_output_file(tiny_csv, tmp_path, capsys):
     out = tmp_path / "run"
-    assert train.main(["--data", tiny_csv, "--epochs", "2", "--out", str(out), *FAST]) == 0
+    options = ["--mixup", "0.2", "--label-smoothing", "0.1", "--class-weight", "balanced",
+               "--optimizer", "adamw", "--weight-decay", "0.01", "--schedule", "onecycle"]
+    assert train.main(["--data", tiny_csv, "--epochs", "2", "--out", str(out), *FAST, *options]) == 0
     for name in OUTPUT_FILES:
         assert (out / name).stat().st_size > 0, name
     assert [int(row["epoch"]) for row in read_history(out)] == [1, 2]

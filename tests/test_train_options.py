@@ -1,0 +1,69 @@
+"""train.py's building blocks: settings precedence, augmentation presets, class weights,
+mixup and schedules."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tinycnn
+from fer_app import train
+from tinycnn import optim
+
+
+def settings_for(argv: list[str], saved: dict | None = None) -> dict:
+    return train.choose_settings(train.parse_args(argv + ["--out", "unused"]), saved)
+
+
+def test_settings_come_from_defaults_then_checkpoint_then_command_line():
+    fresh = settings_for([])
+    assert fresh["arch"] == train.DEFAULT_ARCH and fresh["classes"] == 7
+    assert settings_for(["--arch", "seed002"])["classes"] == 6
+    saved = dict(fresh, lr=0.05, epochs=4, optimizer="sgd")
+    resumed = settings_for(["--epochs", "9"], saved)
+    assert (resumed["lr"], resumed["epochs"], resumed["optimizer"]) == (0.05, 9, "sgd")
+
+
+def test_bad_settings_are_train_errors():
+    with pytest.raises(train.TrainError, match="--batch-size must be positive"):
+        settings_for(["--batch-size", "0"])
+    with pytest.raises(train.TrainError, match="--label-smoothing"):
+        settings_for(["--label-smoothing", "1.5"])
+    with pytest.raises(train.TrainError, match="augmentation"):
+        train.augment_config(settings_for(["--flip", "2"]))
+
+
+def test_augment_flags_override_the_preset():
+    config = train.augment_config(settings_for(["--augment", "light", "--rotation", "7"]))
+    assert (config.flip, config.shift, config.rotation, config.zoom) == (0.5, 2, 7.0, 0.0)
+    assert train.augment_config(settings_for(["--augment", "none"])).shift == 0
+
+
+def test_balanced_class_weight_is_n_over_k_times_count():
+    labels = np.array([0, 0, 0, 1])  # class 2 absent
+    np.testing.assert_allclose(train.balanced_class_weight(labels, 3), [4 / 9, 4 / 3, 0.0])
+
+
+def test_mixup_blends_images_and_targets_with_the_same_weight():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((6, 1, 48, 48)).astype(np.float32)
+    labels = np.array([0, 1, 2, 0, 1, 2])
+    mixed, targets = train.mixup(x, labels, 3, 0.4, np.random.default_rng(1))
+    np.testing.assert_allclose(targets.sum(axis=1), 1.0, rtol=1e-6)
+    # replay the generator to get lam and the partners, then check both blends
+    replay = np.random.default_rng(1)
+    lam, partner = replay.beta(0.4, 0.4), replay.permutation(6)
+    np.testing.assert_allclose(mixed, lam * x + (1 - lam) * x[partner], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(targets, lam * np.eye(3)[labels] + (1 - lam) * np.eye(3)[labels[partner]],
+                               rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name, kind", [("cosine", optim.CosineAnnealingLR),
+                                        ("onecycle", optim.OneCycleLR), ("step", optim.StepLR),
+                                        ("plateau", optim.ReduceLROnPlateau), ("none", type(None))])
+def test_each_schedule_name_builds_its_scheduler(name, kind):
+    parameter = tinycnn.nn.Parameter(np.zeros(2, np.float32))
+    optimizer = optim.Adam([parameter], lr=0.01)
+    scheduler = train.build_scheduler(optimizer, settings_for(["--schedule", name, "--epochs", "6"]), 10)
+    assert isinstance(scheduler, kind)
+    if name == "onecycle":
+        assert scheduler.total_steps == 60
