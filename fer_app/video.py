@@ -228,7 +228,7 @@ def open_window(args: argparse.Namespace) -> LiveWindow | None:
         return None
     try:
         return LiveWindow("fer_app camera (q to quit)")
-    except RuntimeError as error:
+    except Exception as error:  # no GUI toolkit, or a display that does not answer
         print(f"No live window: {error}. Processing the camera anyway; Ctrl+C to stop.",
               file=sys.stderr)
         return None

@@ -124,6 +124,19 @@ def test_video_camera_without_display_says_so(monkeypatch, capsys):
     assert "No display found" in capsys.readouterr().err
 
 
+def test_video_camera_with_a_display_but_no_window_support_says_so(monkeypatch, capsys):
+    """opencv-python-headless cannot open windows, and matplotlib on Agg cannot either:
+    the camera then runs without a window and the user is told why."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    monkeypatch.setenv("DISPLAY", ":99")
+    monkeypatch.setattr(video.sys, "platform", "linux")
+    args = video.argparse.Namespace(input=None, camera=0, no_window=False)
+    assert video.open_window(args) is None
+    assert "No live window: neither OpenCV" in capsys.readouterr().err
+
+
 def test_video_cli_rejects_a_missing_file(model_path, tmp_path):
     with pytest.raises(SystemExit, match="no such video file"):
         video.main(["--input", str(tmp_path / "missing.mp4"), "--model", model_path])
