@@ -74,7 +74,7 @@ class Timeline:
 
     def plot(self, path: str) -> None:
         """PNG: each emotion's probability (mean over faces) against time in seconds."""
-        figure = Figure(figsize=(9, 4), dpi=100)
+        figure = Figure(figsize=(9, 4), dpi=100, layout="constrained")
         FigureCanvasAgg(figure)
         axes = figure.add_subplot()
         means = self.mean_probabilities()  # (T, K)
@@ -85,9 +85,8 @@ class Timeline:
         axes.set(xlabel="time (s)", ylabel="probability (mean over faces)", ylim=(0, 1),
                  title=f"Emotions over time ({with_face} of {len(self.times)} processed frames "
                        f"with a face)")
-        axes.legend(loc="upper right", fontsize=8, ncol=4)
+        axes.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=9)
         axes.grid(alpha=0.3)
-        figure.tight_layout()
         figure.savefig(path)
 
 
