@@ -13,18 +13,16 @@ Everything below runs in one process, tinycnn and Keras samples taken in turn
   3. the seed-004 training step (softmax cross-entropy, Adam 1e-3, batch 64);
   4. inference: batch-1 latency and batch-256 throughput;
   5. peak resident memory of training, each side alone in a child process
-     (``--memory-child tinycnn|keras``), since one process cannot separate them.
+     (``benchmarks/memory_child.py``), since one process cannot separate them.
 Writes benchmarks/results/keras_compare.{json,md,png}; see benchmarks/report.py
 for the row format (``ratio`` = Keras / tinycnn, above 1 when tinycnn is better).
 """
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -35,17 +33,21 @@ import numpy
 from tqdm import tqdm
 
 import tinycnn
+from fer_app.models import build_model
 from tinycnn import Tensor, backend, nn, no_grad, optim
 from tinycnn import functional as F
 
 from . import report
+from .keras_twin import (keras, keras_forward, keras_forward_backward, keras_model_like,
+                         keras_train_step, keras_twin_layer, tf, tinycnn_layout, to_nchw, to_nhwc)
 from .layer_cases import (LayerCase, case_input, output_gradient, seed004_layer_cases,
                           tinycnn_forward, tinycnn_forward_backward)
+from .model_steps import (BATCH, CLASSES, IMAGE, tinycnn_inference, tinycnn_train_step,
+                          training_batch)
 from .timing import interleaved_samples, median
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parents[1]
-BATCH, CLASSES, IMAGE = 64, 7, (1, 48, 48)
 TOLERANCE = 1e-4            # max |tinycnn - Keras| / max |Keras|, per array
 MATMUL_SIZE = 2048
 
@@ -95,7 +97,6 @@ class PreparedCase:
 
 
 def prepare_case(case: LayerCase) -> PreparedCase:
-    from .keras_twin import keras_twin_layer
     layer = case.make_layer()
     x = case_input(case)
     return PreparedCase(case, layer, keras_twin_layer(layer, case.input_shape), x,
@@ -104,7 +105,6 @@ def prepare_case(case: LayerCase) -> PreparedCase:
 
 def check_case(prepared: PreparedCase, backend_name: str) -> dict[str, float]:
     """Relative error of y, dx and each parameter gradient, tinycnn vs Keras; asserts each."""
-    from .keras_twin import keras_forward_backward, tinycnn_layout, to_nchw
     backend.use(backend_name)
     ours = tinycnn_forward_backward(prepared.layer, prepared.x, prepared.dy)()
     theirs = [numpy.asarray(a) for a in keras_forward_backward(prepared.keras_layer, prepared.x, prepared.dy)()]
@@ -127,7 +127,6 @@ def check_model(model: nn.Module, keras_model, backend_name: str, image: tuple =
     model.eval()
     with no_grad():
         ours = F.softmax(model(Tensor(x))).data
-    from .keras_twin import to_nhwc
     error = relative_error(ours, numpy.asarray(keras_model(to_nhwc(x), training=False)))
     assert error < TOLERANCE, f"model [{backend_name}] differs from Keras: {error:.2e}"
     return error
@@ -159,7 +158,6 @@ def timing_row(name: str, kind: str, backend_name: str, ours: list[float], their
 # --- 1. matmul -------------------------------------------------------------------------------
 def bench_matmul(reps: int, warmup: int) -> dict:
     """float32 (2048 x 2048) @ (2048 x 2048): NumPy (tinycnn's BLAS) vs TensorFlow."""
-    import tensorflow as tf
     rng = numpy.random.default_rng(3)
     a, b = (rng.standard_normal((MATMUL_SIZE, MATMUL_SIZE), dtype=numpy.float32) for _ in range(2))
     a_tf, b_tf = tf.constant(a), tf.constant(b)
@@ -173,14 +171,13 @@ def bench_matmul(reps: int, warmup: int) -> dict:
 def bench_layer(prepared: PreparedCase, backends: list[str], reps: int, warmup: int,
                 matmul_gflops: float) -> list[dict]:
     """Forward and forward+backward rows, one per backend, Keras sampled in the same turns."""
-    from .keras_twin import keras_forward, keras_forward_backward
     p, rows = prepared, []
-    modes = [("forward", p.case.forward_flops, lambda b: tinycnn_forward(p.layer, p.x),
+    modes = [("forward", p.case.forward_flops, tinycnn_forward(p.layer, p.x),
               keras_forward(p.keras_layer, p.x)),
-             ("fwd+bwd", p.case.backward_flops, lambda b: tinycnn_forward_backward(p.layer, p.x, p.dy),
+             ("fwd+bwd", p.case.backward_flops, tinycnn_forward_backward(p.layer, p.x, p.dy),
               keras_forward_backward(p.keras_layer, p.x, p.dy))]
-    for mode, flops, make_ours, theirs in modes:
-        fns = {name: on_backend(name, make_ours(name)) for name in backends}
+    for mode, flops, ours, theirs in modes:
+        fns = {name: on_backend(name, ours) for name in backends}
         fns["keras"] = theirs
         samples = interleaved_samples(fns, reps, warmup)
         rows += [timing_row(f"{p.case.name}_{mode}", f"layer_{mode}", name, samples[name], samples["keras"],
@@ -189,28 +186,8 @@ def bench_layer(prepared: PreparedCase, backends: list[str], reps: int, warmup: 
 
 
 # --- 3. training step --------------------------------------------------------------------
-def training_batch(batch: int = BATCH, seed: int = 4) -> tuple[numpy.ndarray, numpy.ndarray]:
-    """Random images (N, 1, 48, 48) float32 and labels (N,) int64."""
-    rng = numpy.random.default_rng(seed)
-    return (rng.standard_normal((batch, *IMAGE), dtype=numpy.float32),
-            rng.integers(0, CLASSES, batch).astype(numpy.int64))
-
-
-def tinycnn_train_step(model: nn.Module, optimizer, x: numpy.ndarray, labels: numpy.ndarray):
-    """A callable: forward, softmax cross-entropy, backward, Adam step."""
-    def step():
-        loss = F.softmax_cross_entropy(model(Tensor(x)), labels)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        return loss.data
-    return step
-
-
 def build_pair(backend_name: str):
     """(tinycnn seed-004 model, its Keras twin with the same weights)."""
-    from fer_app.models import build_model
-    from .keras_twin import keras_model_like
     backend.use(backend_name)
     model = build_model("seed004", CLASSES)
     return model, keras_model_like(model, IMAGE)
@@ -218,7 +195,7 @@ def build_pair(backend_name: str):
 
 def bench_train_step(models: dict, keras_model, reps: int, warmup: int,
                      flops_per_image: float, matmul_gflops: float) -> list[dict]:
-    from .keras_twin import keras_train_step
+    """One training step of seed-004 per tinycnn backend and for Keras, in turns."""
     x, labels = training_batch()
     fns = {}
     for name, model in models.items():
@@ -233,24 +210,14 @@ def bench_train_step(models: dict, keras_model, reps: int, warmup: int,
 
 
 # --- 4. inference ------------------------------------------------------------------------
-def tinycnn_inference(model: nn.Module, x: numpy.ndarray):
-    """A callable: evaluation-mode forward without the graph; returns the logits."""
-    def infer():
-        with no_grad():
-            return model(Tensor(x)).data
-    return infer
-
-
 def bench_inference(models: dict, keras_model, reps: int, warmup: int,
                     flops_per_image: float, matmul_gflops: float) -> list[dict]:
     """Batch 1 against Keras `model(x)` (eager) and a tf.function of it; batch 256
     against `model.predict_on_batch`."""
-    import tensorflow as tf
     for model in models.values():
         model.eval()
     rng = numpy.random.default_rng(5)
     one, many = (rng.standard_normal((n, *IMAGE), dtype=numpy.float32) for n in (1, 256))
-    from .keras_twin import to_nhwc
     one_nhwc, many_nhwc = to_nhwc(one), to_nhwc(many)
     compiled = tf.function(lambda inputs: keras_model(inputs, training=False))
     one_tf = tf.constant(one_nhwc)
@@ -273,42 +240,10 @@ def bench_inference(models: dict, keras_model, reps: int, warmup: int,
 
 
 # --- 5. memory (child processes) ---------------------------------------------------------
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process, MB. On Linux it is VmHWM: ru_maxrss
-    would report the parent's peak, which a child inherits across fork."""
-    status = Path("/proc/self/status")
-    if status.exists():
-        line = next(line for line in status.read_text().splitlines() if line.startswith("VmHWM:"))
-        return int(line.split()[1]) / 1024                       # kB -> MB
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2 ** 20 if sys.platform == "darwin" else peak / 1024   # bytes on macOS, KiB elsewhere
-
-
-def memory_child(side: str, backend_name: str, steps: int) -> dict:
-    """Train seed-004 for ``steps`` batches on one side only; report peak memory."""
-    x, labels = training_batch()
-    if side == "tinycnn":
-        from fer_app.models import build_model
-        backend.use(backend_name)
-        model = build_model("seed004", CLASSES)
-        step = tinycnn_train_step(model, optim.Adam(model.parameters(), lr=1e-3), x, labels)
-    else:
-        from .keras_twin import keras_train_step
-        model, keras_model = build_pair(backend_name)
-        del model
-        gc.collect()
-        step = keras_train_step(keras_model, x, labels)
-    before = peak_rss_mb()
-    for _ in range(steps):
-        step()
-    return {"side": side, "backend": backend_name, "steps": steps,
-            "peak_before_training_mb": before, "peak_mb": peak_rss_mb()}
-
-
 def bench_memory(backends: list[str], steps: int) -> list[dict]:
     """One child process per side; rows compare each tinycnn backend with Keras."""
     def run_child(side, backend_name):
-        command = [sys.executable, "-m", "benchmarks.keras_compare", "--memory-child", side,
+        command = [sys.executable, "-m", "benchmarks.memory_child", side,
                    "--backend", backend_name, "--steps", str(steps)]
         done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True)
         return json.loads(done.stdout.strip().splitlines()[-1])
@@ -340,7 +275,6 @@ def machine_description() -> str:
 def run(backends: list[str], missing: dict[str, str], reps: int, warmup: int,
         memory_steps: int) -> tuple[list[dict], str]:
     """Check correctness, then run every benchmark; (rows, Markdown header)."""
-    from .keras_twin import keras, tf
     load_start = os.getloadavg()
     started = time.time()
     cases = seed004_layer_cases(BATCH)
@@ -377,12 +311,21 @@ def run(backends: list[str], missing: dict[str, str], reps: int, warmup: int,
     rows += bench_memory(backends, memory_steps)
 
     header = run_header(backends, missing, reps, warmup, worst, rows[0], load_start,
-                        time.time() - started, keras.__version__, tf.__version__)
+                        time.time() - started)
     return rows, header
 
 
-def run_header(backends, missing, reps, warmup, worst, matmul, load_start, seconds,
-               keras_version, tf_version) -> str:
+def thread_settings() -> str:
+    """The environment variables that set thread counts, as they were for this run."""
+    names = ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS", "OMP_WAIT_POLICY",
+             "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"]
+    settings = [f"{name}={os.environ[name]}" for name in names if name in os.environ]
+    return ", ".join(settings) or "library defaults"
+
+
+def run_header(backends: list[str], missing: dict[str, str], reps: int, warmup: int, worst: float,
+               matmul: dict, load_start: tuple, seconds: float) -> str:
+    """The Markdown text above the table: command, machine, versions, method, correctness."""
     import numba
     command = "python -m benchmarks.keras_compare " + " ".join(sys.argv[1:])
     unavailable = "".join(f"\n- tinycnn backend `{name}` unavailable: {why}" for name, why in missing.items())
@@ -394,7 +337,8 @@ Command: `{command.strip()}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()
   {os.getloadavg()[0]:.1f} at the end (the CPU is shared, so absolute times are noisy;
   tinycnn and Keras samples alternate, so the ratios are the numbers to read).
 - Versions: tinycnn {tinycnn.__version__}, NumPy {numpy.__version__}, Numba {numba.__version__},
-  TensorFlow {tf_version}, Keras {keras_version}. tinycnn backends: {', '.join(backends)}.{unavailable}
+  TensorFlow {tf.__version__}, Keras {keras.__version__}. tinycnn backends: {', '.join(backends)}.{unavailable}
+- Threads: {thread_settings()}.
 - Machine float32 matmul ({MATMUL_SIZE}^3): NumPy {matmul['tinycnn_gflops']:.0f} GFLOP/s,
   TensorFlow {matmul['keras_gflops']:.0f} GFLOP/s; "(x%)" below is a share of the NumPy figure.
 - Each time is the median of {reps} interleaved samples after {warmup} warm-up calls.
@@ -417,15 +361,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 reps, 1 warm-up, 2 memory steps")
     parser.add_argument("--steps", type=int, default=4, help="training steps of each memory child")
     parser.add_argument("--out", type=Path, default=RESULTS, help="directory for the json/md/png results")
-    parser.add_argument("--memory-child", choices=["tinycnn", "keras"], help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    if args.memory_child:
-        print(json.dumps(memory_child(args.memory_child, args.backend[0], args.steps)))
-        return
     reps, warmup, steps = (2, 1, 2) if args.quick else (args.reps, args.warmup, args.steps)
     backends, missing = usable_backends(args.backend)
     for name, why in missing.items():
