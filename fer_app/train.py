@@ -167,8 +167,8 @@ def augment_config(settings: dict) -> AugmentConfig:
 # --- data -------------------------------------------------------------------------
 def load_splits(settings: dict) -> tuple[Dataset, Dataset]:
     """(train, validation) as the settings ask, --limit applied to the training rows."""
-    path = find_data(settings["data"])
-    settings["data"] = path
+    path = os.path.abspath(find_data(settings["data"]))
+    settings["data"] = path  # saved in last.npz: --resume finds it from any folder
     ds = load_dataset(path, settings["classes"], settings["merge_disgust"], settings["skip_bad"])
     if ds.skipped:
         print(f"skipped {ds.skipped} bad row(s)/image(s) in {path}")
