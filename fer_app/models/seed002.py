@@ -9,6 +9,7 @@ after Dense 1000. Shapes: (N, 1, 48, 48) -> conv 44 -> pool 22 -> conv 18 ->
 conv 14 -> conv (N, 5, 12, 12) -> Flatten (N, 720) -> (N, 1000) -> (N, K).
 Built for ``num_classes=6`` (train it with ``--classes 6``); other class counts
 only change the last layer. The model returns logits (softmax is in the loss).
+737k parameters, 8 MFLOPs per image.
 """
 from __future__ import annotations
 

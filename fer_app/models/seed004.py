@@ -8,7 +8,8 @@ each with BatchNorm, ReLU, Dropout; Dense 7 softmax.
 Choices where the description is silent: "same" padding, Dropout 0.25 everywhere
 (the common Keras value in FER tutorials). Shapes: (N, 1, 48, 48) -> 24 -> 12 -> 6
 -> (N, 512, 3, 3) -> Flatten (N, 4608) -> (N, 256) -> (N, 512) -> (N, K).
-The model returns logits (softmax is in the loss).
+The model returns logits (softmax is in the loss). 4.47M parameters, 0.58 GFLOPs
+per image.
 """
 from __future__ import annotations
 
