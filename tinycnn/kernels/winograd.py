@@ -10,9 +10,9 @@ The output is cut into m x m tiles; tile t reads an alpha x alpha input patch
 
 so the matrix products do alpha^2 / (m^2 r^2) of im2col's multiplications
 (F(2x2, 3x3): 1/2.25, F(4x4, 3x3): 1/4, F(2x2, 5x5): 1/2.8, F(4x4, 5x5): 1/6.25).
-The tile size m (2 or 4) is chosen per layer: the one with the fewest
-multiplications alpha^2 * tiles (a 6x6 output is 9 tiles of 2x2 but 4 padded
-tiles of 4x4, a tie that goes to the cheaper transforms of m = 2). Backward is the exact adjoint
+The tile size m (2, 3 or 4) is chosen per layer: the one with the fewest
+multiplications alpha^2 * tiles, ties to the smaller tile (cheaper transforms).
+A 6x6 output is 9 tiles of 2x2 (144), 4 of 3x3 (100) or 4 padded ones of 4x4 (144). Backward is the exact adjoint
 of every step: dM = A dy A^T per tile, dU = dM @ V^T, dV = U^T @ dM,
 dx = scatter-add of B dV B^T over the overlapping patches, dw = G^T dU G.
 
@@ -31,7 +31,7 @@ from numba import njit, prange
 
 from .toom_cook import POINTS, winograd_matrices
 
-TILE_SIZES = (2, 4)                 # output tile sizes m to choose from
+TILE_SIZES = (2, 3, 4)              # output tile sizes m to choose from
 CHUNK_BYTES = 96 * 2 ** 20          # budget for one chunk's M (alpha^2, O, T) array
 
 
