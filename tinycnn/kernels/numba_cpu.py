@@ -4,7 +4,7 @@ Which fast path each op takes (each is tested against ``reference.py``):
 
     conv2d       Winograd F(2x2, 3x3) / F(2x2, 5x5) for stride-1 3x3 and 5x5 kernels
                  (``winograd.py``), else chunked im2col + BLAS (``numba_im2col.py``)
-    max_pool2d   one pass with stored arg-max (``numba_pool.py``)
+    max_pool2d   one pass with stored arg-max, 2x2/2 written out (``numba_pool.py``)
     batch_norm   per-channel one-pass statistics, xhat recomputed in backward (``numba_batchnorm.py``)
     relu, adam   flat parallel loops; Adam fused into one pass (``numba_elementwise.py``)
 
@@ -64,8 +64,11 @@ def max_pool2d_forward(x, kernel, stride, pad):
     shape = (n, c, output_size(h, kernel[0], stride[0], pad[0]),
              output_size(w, kernel[1], stride[1], pad[1]))
     y, argmax = numpy.empty(shape, dtype=x.dtype), numpy.empty(shape, dtype=numpy.int32)
-    numba_pool.max_pool2d_forward(x.reshape(n * c, h, w), *kernel, *stride, *pad,
-                                  y.reshape(n * c, *shape[2:]), argmax.reshape(n * c, *shape[2:]))
+    planes, y_planes, argmax_planes = (a.reshape(n * c, *a.shape[2:]) for a in (x, y, argmax))
+    if kernel == stride == (2, 2) and pad == (0, 0):
+        numba_pool.max_pool2d_forward_2x2(planes, y_planes, argmax_planes)
+    else:
+        numba_pool.max_pool2d_forward(planes, *kernel, *stride, *pad, y_planes, argmax_planes)
     return y, argmax
 
 
