@@ -278,7 +278,21 @@ def start_run(args: argparse.Namespace) -> Run:
         metadata = load_training_state(last_path, model, optimizer, scheduler, run.rng)
         run.progress = {key: metadata[key] for key in run.progress}
         run.normalizer = Normalizer.from_dict(metadata["normalization"])
+        resync_learning_rate(scheduler)
     return run
+
+
+def resync_learning_rate(scheduler) -> None:
+    """Set the optimizer's lr from the schedule's position, recomputed with the current
+    settings: the same lr when --epochs is unchanged, the stretched schedule's lr when a
+    resumed run was given more epochs. (Each schedule's step() advances its counter, then
+    sets the lr for the new position, so step back one and step again.)"""
+    if isinstance(scheduler, optim.OneCycleLR):
+        scheduler.step_num -= 1
+        scheduler.step()
+    elif isinstance(scheduler, (optim.CosineAnnealingLR, optim.StepLR)):
+        scheduler.epoch -= 1
+        scheduler.step()
 
 
 # --- one epoch ------------------------------------------------------------------------

@@ -98,6 +98,15 @@ def test_killed_run_resumes_where_it_stopped(tiny_csv, tmp_path):
         np.testing.assert_array_equal(state_killed[name], value, err_msg=name)
 
 
+def test_resume_with_more_epochs_stretches_the_schedule(tiny_csv, tmp_path):
+    out = str(tmp_path / "run")
+    common = ["--schedule", "cosine", "--lr", "0.002", *FAST]
+    assert train.main(["--data", tiny_csv, "--epochs", "1", "--out", out, *common]) == 0
+    assert train.main(["--resume", "--epochs", "2", "--out", out]) == 0
+    # cosine over 2 epochs: epoch 2 starts at lr * (1 + cos(pi / 2)) / 2 = lr / 2 (not 0)
+    assert [float(row["lr"]) for row in read_history(out)] == pytest.approx([0.002, 0.001])
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_csv, tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
     assert train.main(["--data", tiny_csv, "--epochs", "1", "--out", str(out), *FAST]) == 0
