@@ -10,6 +10,8 @@ emotions are known. Each face is a real 48x48 FER-2013 image blown up (e.g. to
 """
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy
 import pandas
@@ -42,10 +44,10 @@ def background(size: tuple[int, int], seed: int = 0) -> numpy.ndarray:
 
 
 def grid_places(count: int, size: tuple[int, int], side: int) -> list[tuple[int, int]]:
-    """Top-left corners for ``count`` squares of ``side`` pixels spread over ``size``
-    (H, W) without overlap: one row of up to 4 per band."""
+    """Top-left corners for ``count`` squares of ``side`` pixels spread evenly over
+    ``size`` (H, W) without overlap, on a grid of ceil(sqrt(count)) columns."""
     height, width = size
-    columns = min(count, 4)
+    columns = math.ceil(math.sqrt(count))
     rows = -(-count // columns)
     if columns * side > width or rows * side > height:
         raise ValueError(f"{count} faces of {side} px do not fit in {width}x{height}")
