@@ -11,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def plot_curves(history: list[dict], path: str) -> None:
@@ -22,6 +23,7 @@ def plot_curves(history: list[dict], path: str) -> None:
         axes.plot(epochs, [row[f"train_{key}"] for row in history], "o-", label="train")
         axes.plot(epochs, [row[f"val_{key}"] for row in history], "o-", label="validation")
         axes.set_xlabel("epoch")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.set_title(title)
         axes.grid(alpha=0.3)
         axes.legend()

@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 import pytest
+from PIL import Image
 
 import tinycnn
 from fer_app import evaluate, train
@@ -52,6 +53,9 @@ def test_training_writes_every_output_file(tiny_csv, tmp_path, capsys):
     assert train.main(["--data", tiny_csv, "--epochs", "2", "--out", str(out), *FAST, *options]) == 0
     for name in OUTPUT_FILES:
         assert (out / name).stat().st_size > 0, name
+    for name in ("curves.png", "confusion_matrix.png", "class_distribution.png"):
+        with Image.open(out / name) as image:
+            assert image.format == "PNG" and image.width > 500 and image.height > 300, name
     assert [int(row["epoch"]) for row in read_history(out)] == [1, 2]
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics) >= {"accuracy", "macro_f1", "per_class", "n"}
