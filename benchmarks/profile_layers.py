@@ -11,12 +11,18 @@ and the peak resident memory of this process. Backends named together are
 timed in turns (A B, B A, ...), so that noise from other users of the machine
 hits them alike; run one backend per process to compare peak memory.
 
+On a machine shared with other jobs, OpenBLAS's second thread mostly waits for
+a core: there ``OPENBLAS_NUM_THREADS=1`` made the training step 2-4x faster
+(numba: 58 vs 15 images/s, numpy: 20 vs 12); the line with the matmul speed
+says which setting was used.
+
 The functions are importable: ``seed004``, ``profile_network``,
 ``train_step_seconds``, ``matmul_gflops``.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import sys
@@ -170,8 +176,9 @@ def main(argv=None) -> None:
             profiles[name].append(profile_network(models[name], images))
             steps[name].append(train_step_seconds(models[name], optimizers[name], images, labels))
     gflops = statistics.median(machine)
+    blas_threads = os.environ.get("OPENBLAS_NUM_THREADS", "default (all cores)")
     print(f"machine float32 matmul (2048^3): {gflops:.0f} GFLOP/s (median of {args.reps}; "
-          f"range {min(machine):.0f}-{max(machine):.0f})\n")
+          f"range {min(machine):.0f}-{max(machine):.0f}); OPENBLAS_NUM_THREADS={blas_threads}\n")
     for name in args.backend:
         print(_table(name, _median_rows(profiles[name]), gflops), "\n")
     for name in args.backend:

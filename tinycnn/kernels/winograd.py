@@ -138,7 +138,7 @@ def _plan(x_shape, w_shape, pad):
     m = tile_size(r, oh, ow)
     th, tw = -(-oh // m), -(-ow // m)
     per_image = (m + r - 1) ** 2 * max(o, c) * th * tw * 4
-    n_chunks = -(-n // max(1, CHUNK_BYTES // per_image))
+    n_chunks = max(1, -(-n // max(1, CHUNK_BYTES // per_image)))
     return m, oh, ow, th, tw, -(-n // n_chunks)
 
 
