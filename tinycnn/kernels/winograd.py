@@ -139,7 +139,7 @@ def _plan(x_shape, w_shape, pad):
     th, tw = -(-oh // m), -(-ow // m)
     per_image = (m + r - 1) ** 2 * max(o, c) * th * tw * 4
     n_chunks = max(1, -(-n // max(1, CHUNK_BYTES // per_image)))
-    return m, oh, ow, th, tw, -(-n // n_chunks)
+    return m, oh, ow, th, tw, max(1, -(-n // n_chunks))        # >= 1 even for an empty batch
 
 
 def conv2d_forward(x, w, b, pad):
