@@ -44,7 +44,7 @@ def test_default_architecture_beats_the_majority_baseline_on_real_faces(tmp_path
     environment = dict(os.environ, OPENBLAS_NUM_THREADS="1")  # no BLAS thread contention
     result = subprocess.run(
         [sys.executable, "-m", "fer_app.train", "--data", str(data), "--arch", DEFAULT_ARCH,
-         "--epochs", "4", "--batch-size", "32", "--lr", "2e-3", "--schedule", "onecycle",
+         "--epochs", "3", "--batch-size", "32", "--lr", "2e-3", "--schedule", "onecycle",
          "--augment", "light", "--seed", "0", "--out", str(out)],
         cwd=REPO, env=environment, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
