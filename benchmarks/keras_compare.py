@@ -3,6 +3,7 @@
     python -m benchmarks.keras_compare                    # tinycnn backends numba and numpy
     python -m benchmarks.keras_compare --backend numba --reps 9
     python -m benchmarks.keras_compare --quick            # smoke run: few repetitions
+    python -m benchmarks.keras_compare --threads 1        # one thread per library, both sides
 
 Everything below runs in one process, tinycnn and Keras samples taken in turn
 (``benchmarks/timing.py``); each number is the median of ``--reps`` samples.
@@ -315,12 +316,26 @@ def run(backends: list[str], missing: dict[str, str], reps: int, warmup: int,
     return rows, header
 
 
+THREAD_VARIABLES = ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
+                    "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"]
+
+
 def thread_settings() -> str:
     """The environment variables that set thread counts, as they were for this run."""
-    names = ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS", "OMP_WAIT_POLICY",
-             "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"]
-    settings = [f"{name}={os.environ[name]}" for name in names if name in os.environ]
+    settings = [f"{name}={os.environ[name]}" for name in THREAD_VARIABLES + ["OMP_WAIT_POLICY"]
+                if name in os.environ]
     return ", ".join(settings) or "library defaults"
+
+
+def restart_with_threads(threads: int) -> None:
+    """Thread pools are sized when NumPy's BLAS, Numba and TensorFlow load, so to give
+    every library ``threads`` threads the benchmark restarts itself with the variables set
+    (the memory child processes inherit them)."""
+    wanted = {name: str(threads) for name in THREAD_VARIABLES}
+    if all(os.environ.get(name) == value for name, value in wanted.items()):
+        return
+    os.execve(sys.executable, [sys.executable, "-m", "benchmarks.keras_compare", *sys.argv[1:]],
+              {**os.environ, **wanted})
 
 
 def run_header(backends: list[str], missing: dict[str, str], reps: int, warmup: int, worst: float,
@@ -360,12 +375,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=2, help="untimed calls per side first")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 reps, 1 warm-up, 2 memory steps")
     parser.add_argument("--steps", type=int, default=4, help="training steps of each memory child")
+    parser.add_argument("--threads", type=int, help="threads of every library on both sides (BLAS, Numba, "
+                        "TensorFlow); default: each library's own choice")
     parser.add_argument("--out", type=Path, default=RESULTS, help="directory for the json/md/png results")
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    if args.threads:
+        restart_with_threads(args.threads)
     reps, warmup, steps = (2, 1, 2) if args.quick else (args.reps, args.warmup, args.steps)
     backends, missing = usable_backends(args.backend)
     for name, why in missing.items():
