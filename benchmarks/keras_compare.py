@@ -359,7 +359,9 @@ Command: `{command.strip()}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()
 - Each time is the median of {reps} interleaved samples after {warmup} warm-up calls.
   Keras layers run as `tf.function`s in training mode; the training step is `model.train_on_batch`;
   batch-1 inference is `model(x)` (and, on its own row, a `tf.function` of it); batch 256 is
-  `model.predict_on_batch`. Conv/dense fwd+bwd count 3x the forward FLOPs (dx and dw).
+  `model.predict_on_batch`. GFLOP/s are nominal: the FLOPs of a direct convolution / dense layer
+  (fwd+bwd: 3x the forward, for dx and dw) over the time, so an algorithm that multiplies less
+  (Winograd) can pass 100% of the matmul figure.
 - Correctness checked first: same weights on both sides, worst relative error of any layer's
   output or gradient, or of the model's output: {worst:.1e} (tolerance {TOLERANCE:g}).
 - ratio = Keras / tinycnn (time, or peak MB for memory rows): above 1 means tinycnn is better.
