@@ -11,6 +11,7 @@ from tests.gradcheck import check_gradients  # noqa: E402
 from tinycnn import nn  # noqa: E402
 from tinycnn import functional as F  # noqa: E402
 from tinycnn.kernels import numba_cpu, reference, winograd  # noqa: E402
+from tinycnn.kernels.blas_threads import blas_threads, set_blas_threads  # noqa: E402
 from tinycnn.tensor import Tensor  # noqa: E402
 
 TOLERANCE = {np.float32: 1e-4, np.float64: 1e-10}   # relative to the largest reference value
@@ -165,3 +166,17 @@ def test_network_gradients_agree_across_backends(rng, dtype):
             results[name] = [loss.data] + [p.grad for p in model.parameters()]
     for fast, slow in zip(results["numba"], results["numpy"]):
         assert_close(np.asarray(fast), np.asarray(slow), dtype)
+
+
+def test_blas_threads_can_be_read_and_set():
+    before = blas_threads()
+    if before is None:
+        pytest.skip("NumPy's BLAS is not a loaded OpenBLAS here")
+    try:
+        assert set_blas_threads(1)
+        assert blas_threads() == 1
+    finally:
+        set_blas_threads(before)
+    assert blas_threads() == before
+    with pytest.raises(ValueError):
+        set_blas_threads(0)
