@@ -19,19 +19,20 @@ DTYPES = [np.float32, np.float64]
 
 # x shape, w shape, stride, pad, path the Numba kernels should take
 CONV_CASES = [
-    ((2, 4, 2, 4), (5, 4, 3, 3), (1, 1), (1, 1), "winograd m=2"),  # F(2x2, 3x3), 'same'
-    ((2, 4, 8, 8), (5, 4, 3, 3), (1, 1), (1, 1), "winograd m=4"),  # F(4x4, 3x3), 'same'
-    ((2, 4, 6, 6), (3, 4, 3, 3), (1, 1), (1, 1), "winograd m=3"),  # F(3x3, 3x3), 'same'
+    ((4, 4, 2, 4), (5, 4, 3, 3), (1, 1), (1, 1), "winograd m=2"),  # F(2x2, 3x3), 'same'
+    ((4, 4, 8, 8), (5, 4, 3, 3), (1, 1), (1, 1), "winograd m=4"),  # F(4x4, 3x3), 'same'
+    ((4, 4, 6, 6), (3, 4, 3, 3), (1, 1), (1, 1), "winograd m=3"),  # F(3x3, 3x3), 'same'
     ((2, 3, 7, 7), (4, 3, 5, 5), (1, 1), (0, 0), "im2col"),        # 3 input channels: no Winograd
-    ((2, 4, 7, 7), (4, 4, 5, 5), (1, 1), (0, 0), "winograd m=3"),  # F(3x3, 5x5)
-    ((2, 6, 5, 7), (3, 6, 3, 3), (1, 1), (0, 0), "winograd m=3"),  # odd sizes, no padding
-    ((2, 4, 6, 6), (3, 4, 5, 5), (1, 1), (0, 0), "winograd m=2"),  # F(2x2, 5x5)
-    ((2, 4, 9, 7), (3, 4, 5, 5), (1, 1), (2, 2), "winograd m=4"),  # F(4x4, 5x5), 'same'
-    ((2, 5, 6, 6), (2, 5, 5, 5), (1, 1), (1, 0), "winograd m=4"),  # uneven padding
+    ((4, 4, 7, 7), (4, 4, 5, 5), (1, 1), (0, 0), "winograd m=3"),  # F(3x3, 5x5)
+    ((4, 6, 5, 7), (3, 6, 3, 3), (1, 1), (0, 0), "winograd m=3"),  # odd sizes, no padding
+    ((4, 4, 6, 6), (3, 4, 5, 5), (1, 1), (0, 0), "winograd m=2"),  # F(2x2, 5x5)
+    ((4, 4, 9, 7), (3, 4, 5, 5), (1, 1), (2, 2), "winograd m=4"),  # F(4x4, 5x5), 'same'
+    ((4, 5, 6, 6), (2, 5, 5, 5), (1, 1), (1, 0), "winograd m=4"),  # uneven padding
     ((2, 1, 7, 9), (4, 1, 3, 3), (1, 1), (1, 1), "im2col"),        # one input channel
     ((2, 3, 9, 9), (4, 3, 3, 3), (2, 2), (1, 1), "im2col"),        # stride 2
     ((2, 5, 6, 7), (4, 5, 1, 1), (1, 1), (0, 0), "im2col"),        # 1x1
     ((1, 4, 7, 6), (2, 4, 3, 5), (2, 1), (1, 2), "im2col"),        # non-square kernel and stride
+    ((3, 4, 6, 6), (3, 4, 3, 3), (1, 1), (1, 1), "im2col"),        # fewer than 4 images
 ]
 
 

@@ -2,8 +2,9 @@
 
 Which fast path each op takes (each is tested against ``reference.py``):
 
-    conv2d       Winograd F(2x2, 3x3) / F(2x2, 5x5) for stride-1 3x3 and 5x5 kernels
-                 (``winograd.py``), else chunked im2col + BLAS (``numba_im2col.py``)
+    conv2d       Winograd F(m x m, 3x3) / F(m x m, 5x5), m = 2, 3 or 4, for stride-1 3x3
+                 and 5x5 kernels on batches of 4 or more (``winograd.py``), else
+                 chunked im2col + BLAS (``numba_im2col.py``)
     max_pool2d   one pass with stored arg-max, 2x2/2 written out (``numba_pool.py``)
     batch_norm   per-channel one-pass statistics, xhat recomputed in backward (``numba_batchnorm.py``)
     relu, adam   flat parallel loops; Adam fused into one pass (``numba_elementwise.py``)
@@ -41,7 +42,7 @@ def conv2d_forward(x, w, b, stride, pad):
     ``saved`` is ("winograd", transformed weights and input tiles) or ("im2col", None).
     """
     x, w, b = _contiguous(x, w, b)
-    if winograd.applies(w.shape, stride, pad):
+    if winograd.applies(x.shape, w.shape, stride, pad):
         y, tiles = winograd.conv2d_forward(x, w, b, pad)
         return y, ("winograd", tiles)
     return numba_im2col.conv2d_forward(x, w, b, stride, pad), ("im2col", None)
