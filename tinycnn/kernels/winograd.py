@@ -12,9 +12,11 @@ so the matrix products do alpha^2 / (m^2 r^2) of im2col's multiplications
 (F(2x2, 3x3): 1/2.25, F(4x4, 3x3): 1/4, F(2x2, 5x5): 1/2.8, F(4x4, 5x5): 1/6.25).
 The tile size m (2, 3 or 4) is chosen per layer: the one with the fewest
 multiplications alpha^2 * tiles, ties to the smaller tile (cheaper transforms).
-A 6x6 output is 9 tiles of 2x2 (144), 4 of 3x3 (100) or 4 padded ones of 4x4 (144). Backward is the exact adjoint
-of every step: dM = A dy A^T per tile, dU = dM @ V^T, dV = U^T @ dM,
-dx = scatter-add of B dV B^T over the overlapping patches, dw = G^T dU G.
+A 6x6 output is 9 tiles of 2x2 (144), 4 of 3x3 (100) or 4 padded ones of 4x4 (144).
+
+Backward is the exact adjoint of every step: dM = A dy A^T per tile,
+dU = dM @ V^T, dV = U^T @ dM, dx = scatter-add of B dV B^T over the
+overlapping patches, dw = G^T dU G.
 
 Two tile kernels do all transforms:
   ``to_tiles``   planes (N, C, H, W) -> (alpha^2, C, TH*TW*N): out = L p L^T per tile p (k x k, stride m)
@@ -164,7 +166,7 @@ def conv2d_forward(x, w, b, pad):
     for start in range(0, n, chunk):
         part = x[start:start + chunk]
         tiles = th * tw * part.shape[0]
-        v = numpy.empty((alpha2, c, tiles), dtype=x.dtype)
+        v = numpy.empty((alpha2, c, tiles), dtype=x.dtype)                  # BT d BT^T per tile
         to_tiles(part, bt, m, pad[0], pad[1], th, tw, v)
         products = numpy.matmul(u, v, out=scratch[:alpha2 * o * tiles].reshape(alpha2, o, tiles))
         from_tiles(products, at, m, th, tw, 0, 0, bias, y[start:start + chunk])
@@ -189,8 +191,8 @@ def conv2d_backward(dy, x, w, saved, pad):
     for index, start in enumerate(range(0, n, chunk)):
         part = dy[start:start + chunk]
         tiles = th * tw * part.shape[0]
-        dm = numpy.empty((alpha2, o, tiles), dtype=x.dtype)
-        to_tiles(part, out_adjoint, m, 0, 0, th, tw, dm)                        # A dy A^T per tile
+        dm = numpy.empty((alpha2, o, tiles), dtype=x.dtype)                 # A dy A^T per tile
+        to_tiles(part, out_adjoint, m, 0, 0, th, tw, dm)
         du += numpy.matmul(dm, inputs[index].transpose(0, 2, 1))
         dv = numpy.matmul(u_t, dm, out=scratch[:alpha2 * c * tiles].reshape(alpha2, c, tiles))
         from_tiles(dv, in_adjoint, m, th, tw, pad[0], pad[1], no_bias, dx[start:start + chunk])
