@@ -186,14 +186,14 @@ def conv2d_backward(dy, x, w, saved, pad):
     no_bias = numpy.zeros(c, x.dtype)
     dx = numpy.empty_like(x)
     du = numpy.zeros_like(u)                                          # (alpha^2, O, C)
-    u_t = numpy.ascontiguousarray(u.transpose(0, 2, 1))               # (alpha^2, C, O)
+    u_t = u.transpose(0, 2, 1)                  # (alpha^2, C, O) view: BLAS reads it transposed
     scratch = numpy.empty(alpha2 * max(o, c) * th * tw * chunk, dtype=x.dtype)
     for index, start in enumerate(range(0, n, chunk)):
         part = dy[start:start + chunk]
         tiles = th * tw * part.shape[0]
         dm = numpy.empty((alpha2, o, tiles), dtype=x.dtype)                 # A dy A^T per tile
         to_tiles(part, out_adjoint, m, 0, 0, th, tw, dm)
-        du += numpy.matmul(dm, inputs[index].transpose(0, 2, 1))
+        du += numpy.matmul(dm, inputs[index].transpose(0, 2, 1))      # dM @ V^T
         dv = numpy.matmul(u_t, dm, out=scratch[:alpha2 * c * tiles].reshape(alpha2, c, tiles))
         from_tiles(dv, in_adjoint, m, th, tw, pad[0], pad[1], no_bias, dx[start:start + chunk])
     dw = (du.reshape(alpha2, o * c).T @ numpy.kron(g, g)).reshape(w.shape)   # G^T dU G
