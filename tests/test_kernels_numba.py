@@ -1,6 +1,8 @@
 """The Numba kernel set agrees with the reference kernels (forward and every gradient),
 and its convolution paths (Winograd with tile sizes 2, 3, 4 and im2col) pass a
 numerical gradient check in float64."""
+import os
+
 import numpy as np
 import pytest
 
@@ -174,10 +176,19 @@ def test_blas_threads_can_be_read_and_set():
     if before is None:
         pytest.skip("NumPy's BLAS is not a loaded OpenBLAS here")
     try:
+        assert set_blas_threads(2)
+        assert blas_threads() == 2
         assert set_blas_threads(1)
         assert blas_threads() == 1
     finally:
         set_blas_threads(before)
-    assert blas_threads() == before
     with pytest.raises(ValueError):
         set_blas_threads(0)
+
+
+def test_numba_kernel_set_leaves_openblas_on_one_thread():
+    if blas_threads() is None:
+        pytest.skip("NumPy's BLAS is not a loaded OpenBLAS here")
+    if "OPENBLAS_NUM_THREADS" in os.environ:
+        pytest.skip("OPENBLAS_NUM_THREADS is set, so the numba kernel set keeps it")
+    assert blas_threads() == 1

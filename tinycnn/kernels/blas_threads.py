@@ -1,11 +1,13 @@
 """How many threads NumPy's BLAS (OpenBLAS) uses, read and changed at run time.
 
-On the 2-core machine this was written on, shared with other jobs, OpenBLAS's
-second thread mostly waits for a core, and every matrix product waits for it:
-the seed-004 training step ran 2-3x faster with one BLAS thread (numba backend
-about 80 vs 27 images/s, numpy backend about 25 vs 14), and even a 2048^3 product
-was no faster with two. ``OPENBLAS_NUM_THREADS=1`` does the same but only if it
-is set before NumPy is imported; these functions work afterwards.
+On the 2-core machine this was written on (shared with other jobs), OpenBLAS
+with two threads ran a stack of 36 products (512, 128) @ (128, 576) at 5 GFLOP/s
+and with one thread at 100 GFLOP/s; a 2048^3 product was no faster with two
+(100 vs 112). The seed-004 training step ran 2-3x faster with one BLAS thread
+(numba backend about 80 vs 27 images/s, numpy backend about 25 vs 14).
+``OPENBLAS_NUM_THREADS=1`` does the same but only if it is set before NumPy is
+imported; these functions work afterwards. Loading the numba kernel set
+(``numba_cpu.py``) sets one thread unless OPENBLAS_NUM_THREADS says otherwise.
 
 Linux only: the loaded OpenBLAS is found in /proc/self/maps. With another BLAS
 or elsewhere they do nothing and say so (``None`` / ``False``).
@@ -13,6 +15,7 @@ or elsewhere they do nothing and say so (``None`` / ``False``).
 from __future__ import annotations
 
 import ctypes
+from functools import lru_cache
 
 import numpy  # noqa: F401  (loads NumPy's BLAS library, which is looked up below)
 
@@ -23,6 +26,7 @@ _NAMES = [("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads6
           ("openblas_set_num_threads", "openblas_get_num_threads")]
 
 
+@lru_cache(maxsize=1)
 def _openblas_functions():
     """(set_num_threads, get_num_threads) of the loaded OpenBLAS, or None."""
     try:
@@ -56,3 +60,4 @@ def set_blas_threads(count: int) -> bool:
         return False
     functions[0](ctypes.c_int(count))
     return True
+

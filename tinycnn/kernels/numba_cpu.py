@@ -14,10 +14,16 @@ so each kernel compiles once per dtype (float32, float64); ``cache=True`` keeps
 the machine code between runs. Outputs are allocated here with NumPy (huge
 pages for large arrays) and filled in place by the kernels.
 
-Numba's OpenMP threads are told to sleep, not spin, between kernels
-(``OMP_WAIT_POLICY=passive`` unless already set): on a machine shared with other
-jobs a spinning thread costs every small kernel a whole scheduler time slice
-(about 20 ms measured here), and it competes with BLAS's threads.
+Two process-wide thread settings, each only if the user has not set it:
+
+* Numba's OpenMP threads sleep, not spin, between kernels (``OMP_WAIT_POLICY=passive``):
+  on a machine shared with other jobs a spinning thread cost every small kernel
+  a whole scheduler time slice (about 20 ms measured here).
+* NumPy's OpenBLAS runs one thread (unless ``OPENBLAS_NUM_THREADS`` is set):
+  its two threads ran the medium-sized products of the Winograd convolution and
+  the dense layers at 5 instead of 100 GFLOP/s on the 2-core machine this was
+  measured on; the seed-004 training step went from 80 to 115 images/s
+  (``blas_threads.py``). The Numba kernels still use every core.
 """
 from __future__ import annotations
 
@@ -28,7 +34,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 import numpy  # noqa: E402
 
 from . import numba_batchnorm, numba_elementwise, numba_im2col, numba_pool, winograd  # noqa: E402
+from .blas_threads import set_blas_threads  # noqa: E402
 from .reference import output_size  # noqa: E402
+
+if "OPENBLAS_NUM_THREADS" not in os.environ:
+    set_blas_threads(1)
 
 
 def _contiguous(*arrays):
