@@ -45,6 +45,14 @@ def using_backend(name: str):
         backend.use(previous)
 
 
+@pytest.fixture(autouse=True)
+def restore_active_backend():
+    """Every test starts and ends with the same active backend, whatever it switched to."""
+    name = backend.current().name
+    yield
+    backend.use(name)
+
+
 @pytest.fixture
 def float64():
     """New tensors and parameters are float64 inside the test, float32 again after."""

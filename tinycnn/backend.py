@@ -7,7 +7,8 @@ backend: it asks :func:`of` for the backend that owns its input arrays and calls
 that backend's kernels.
 
     numpy  plain reference kernels, written for any NumPy-like array module
-    numba  same arrays (NumPy), Numba-compiled CPU kernels
+    numba  same arrays (NumPy), Numba-compiled CPU kernels (the default when
+           Numba is installed)
     cupy   CuPy arrays on a CUDA GPU
 
 >>> import tinycnn
@@ -18,6 +19,7 @@ that backend's kernels.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Callable
@@ -45,7 +47,14 @@ class Backend:
 # name -> function that builds the Backend (imports happen only when asked for)
 _LOADERS: dict[str, Callable[[], Backend]] = {}
 _LOADED: dict[str, Backend] = {}
-_current: str = "numpy"
+
+
+def _default_name() -> str:
+    """'numba' when Numba is installed (the fast CPU kernels), else 'numpy'."""
+    return "numba" if importlib.util.find_spec("numba") is not None else "numpy"
+
+
+_current: str = _default_name()
 
 
 def register(name: str, loader: Callable[[], Backend]) -> None:
