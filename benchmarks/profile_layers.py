@@ -22,6 +22,7 @@ The functions are importable: ``seed004``, ``profile_network``,
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import sys
@@ -106,11 +107,19 @@ def train_step_seconds(model: nn.Module, optimizer: optim.Optimizer, images: num
     return _timed(step)
 
 
-def matmul_gflops(size: int = 2048, reps: int = 5) -> float:
-    """The machine's float32 matrix-product speed (median of ``reps`` size^3 products)."""
+def matmul_gflops(size: int = 2048, reps: int = 5, threads: int | None = None) -> float:
+    """The machine's float32 matrix-product speed (median of ``reps`` size^3 products),
+    with ``threads`` BLAS threads if given (the setting is restored after)."""
     a = numpy.random.default_rng(0).standard_normal((size, size), dtype=numpy.float32)
-    a @ a
-    seconds = statistics.median(_timed(lambda: a @ a) for _ in range(reps))
+    previous = blas_threads()
+    if threads is not None:
+        set_blas_threads(threads)
+    try:
+        a @ a
+        seconds = statistics.median(_timed(lambda: a @ a) for _ in range(reps))
+    finally:
+        if threads is not None and previous is not None:
+            set_blas_threads(previous)
     return 2 * size ** 3 / seconds / 1e9
 
 
@@ -179,18 +188,22 @@ def main(argv=None) -> None:
 
     profiles = {name: [] for name in args.backend}
     steps = {name: [] for name in args.backend}
-    machine = []
+    machine = {threads: [] for threads in sorted({1, os.cpu_count() or 1})}
     order = list(args.backend)
     for rep in tqdm(range(args.reps), desc="profiling", file=sys.stderr):
-        machine.append(matmul_gflops(reps=3))
+        for threads, samples in machine.items():
+            samples.append(matmul_gflops(reps=3, threads=threads))
         for name in order if rep % 2 == 0 else reversed(order):
             backend.use(name)
             profiles[name].append(profile_network(models[name], images))
             steps[name].append(train_step_seconds(models[name], optimizers[name], images, labels))
-    gflops = statistics.median(machine)
-    print(f"machine float32 matmul (2048^3): {gflops:.0f} GFLOP/s (median of {args.reps}; "
-          f"range {min(machine):.0f}-{max(machine):.0f}) with {blas_threads() or '?'} BLAS "
-          f"thread(s), {numba_threads()} Numba thread(s)\n")
+    for threads, samples in machine.items():
+        print(f"machine float32 matmul (2048^3) with {threads} BLAS thread(s): "
+              f"{statistics.median(samples):.0f} GFLOP/s (median of {args.reps}; "
+              f"range {min(samples):.0f}-{max(samples):.0f})")
+    gflops = max(statistics.median(samples) for samples in machine.values())
+    print(f"layers ran with {blas_threads() or '?'} BLAS thread(s), {numba_threads()} Numba "
+          f"thread(s); '% matmul' is of the faster matmul above, {gflops:.0f} GFLOP/s\n")
     for name in args.backend:
         print(_table(name, _median_rows(profiles[name]), gflops), "\n")
     for name in args.backend:
