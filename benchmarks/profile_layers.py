@@ -11,10 +11,11 @@ and the peak resident memory of this process. Backends named together are
 timed in turns (A B, B A, ...), so that noise from other users of the machine
 hits them alike; run one backend per process to compare peak memory.
 
-On a machine shared with other jobs, OpenBLAS's second thread mostly waits for
-a core: there ``--blas-threads 1`` made the training step 2-3x faster for both
-backends (see ``tinycnn/kernels/blas_threads.py``); the line with the matmul
-speed says which setting was used.
+BLAS threads: loading the numba kernel set puts OpenBLAS on one thread (unless
+OPENBLAS_NUM_THREADS is set; see ``tinycnn/kernels/blas_threads.py``), so when
+both backends run in one process both use one BLAS thread. ``--blas-threads N``
+sets it explicitly; the header says which setting the layers ran with, and the
+matmul speed is measured with one and with all BLAS threads.
 
 The functions are importable: ``seed004``, ``profile_network``,
 ``train_step_seconds``, ``matmul_gflops``.
