@@ -173,8 +173,6 @@ def main(argv=None) -> None:
     parser.add_argument("--blas-threads", type=int, default=None,
                         help="threads for NumPy's OpenBLAS (default: leave as it is)")
     args = parser.parse_args(argv)
-    if args.blas_threads is not None and not set_blas_threads(args.blas_threads):
-        print("--blas-threads: NumPy's BLAS is not a loaded OpenBLAS; left as it is", file=sys.stderr)
 
     rng = numpy.random.default_rng(0)
     images = rng.standard_normal((args.batch, 1, 48, 48), dtype=numpy.float32)
@@ -186,6 +184,9 @@ def main(argv=None) -> None:
         optimizers[name] = optim.Adam(models[name].parameters(), lr=1e-3)
         profile_network(models[name], images)                      # warm-up (compilation)
         train_step_seconds(models[name], optimizers[name], images, labels)
+    # after the backends are loaded: loading the numba kernel set sets one BLAS thread
+    if args.blas_threads is not None and not set_blas_threads(args.blas_threads):
+        print("--blas-threads: NumPy's BLAS is not a loaded OpenBLAS; left as it is", file=sys.stderr)
 
     profiles = {name: [] for name in args.backend}
     steps = {name: [] for name in args.backend}
