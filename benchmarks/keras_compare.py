@@ -37,6 +37,7 @@ import tinycnn
 from fer_app.models import build_model
 from tinycnn import Tensor, backend, nn, no_grad, optim
 from tinycnn import functional as F
+from tinycnn.kernels.blas_threads import blas_threads
 
 from . import report
 from .keras_twin import (keras, keras_forward, keras_forward_backward, keras_model_like,
@@ -165,7 +166,7 @@ def bench_matmul(reps: int, warmup: int) -> dict:
     samples = interleaved_samples({"numpy": lambda: a @ b, "tf": lambda: tf.linalg.matmul(a_tf, b_tf)},
                                   reps, warmup)
     return timing_row(f"matmul_f32_{MATMUL_SIZE}", "matmul", "numpy BLAS", samples["numpy"], samples["tf"],
-                      flops=2 * MATMUL_SIZE ** 3)
+                      flops=2 * MATMUL_SIZE ** 3, blas_threads=blas_threads())
 
 
 # --- 2. layers -------------------------------------------------------------------------------
@@ -321,10 +322,11 @@ THREAD_VARIABLES = ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
 
 
 def thread_settings() -> str:
-    """The environment variables that set thread counts, as they were for this run."""
+    """The environment variables that set thread counts, as they were for this run, and the
+    threads NumPy's OpenBLAS used (the numba kernel set may change it when it loads)."""
     settings = [f"{name}={os.environ[name]}" for name in THREAD_VARIABLES + ["OMP_WAIT_POLICY"]
                 if name in os.environ]
-    return ", ".join(settings) or "library defaults"
+    return (", ".join(settings) or "library defaults") + f"; OpenBLAS threads in use: {blas_threads()}"
 
 
 def restart_with_threads(threads: int) -> None:
