@@ -1,0 +1,174 @@
+"""Ship a trained model and write its model card from real measurements.
+
+    python -m fer_app.model_card --run runs/vgg_fer_long --ship --readme README.md
+
+``--ship`` copies ``RUN/model.npz`` (the epoch with the best PublicTest accuracy)
+to ``fer_app/weights/default.npz``. Then the shipped model (or ``--model FILE``) is evaluated on the
+validation split with and without test-time augmentation, and the card is written
+to ``docs/model_card/``: ``model_card.md``, ``model_card.json``,
+``confusion_matrix.png`` (TTA) and ``curves.png`` (from ``RUN/history.csv``).
+``--readme`` also replaces the part of the README between the
+``<!-- MODEL-CARD -->`` markers with the card, so its numbers always come from
+this command.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as train/evaluate do (see train.py)
+
+import argparse
+import csv
+import json
+import shutil
+import sys
+
+import numpy as np
+
+from . import plots
+from .data import DataError, find_data, select_split
+from .evaluate import dataset_for, evaluate
+from .inference import DEFAULT_MODEL, ModelFileError, load_classifier
+from .models import build_model
+from .models.summary import summarize
+
+MARKER = "<!-- MODEL-CARD -->"
+
+
+def read_history(path: str) -> list[dict]:
+    """history.csv rows with numbers as floats (epoch as int)."""
+    with open(path, newline="") as file:
+        rows = list(csv.DictReader(file))
+    return [{key: (int(value) if key == "epoch" else float(value)) for key, value in row.items()}
+            for row in rows]
+
+
+def train_command(settings: dict, epochs: int) -> str:
+    """The ``fer_app.train`` command line that reproduces a run's settings."""
+    options = ["--arch", settings["arch"], "--epochs", str(epochs),
+               "--batch-size", str(settings["batch_size"]), "--optimizer", settings["optimizer"],
+               "--lr", str(settings["lr"]), "--weight-decay", str(settings["weight_decay"]),
+               "--schedule", settings["schedule"], "--label-smoothing", str(settings["label_smoothing"]),
+               "--augment", settings["augment"], "--normalize", settings["normalize"],
+               "--seed", str(settings["seed"])]
+    if settings.get("mixup"):
+        options += ["--mixup", str(settings["mixup"])]
+    return "python -m fer_app.train " + " ".join(options) + " --out runs/NAME"
+
+
+def card_markdown(card: dict) -> str:
+    """The model card as Markdown (the README section)."""
+    plain, tta = card["plain"], card["tta"]
+    lines = [
+        MARKER,
+        "## The shipped model (`fer_app/weights/default.npz`)",
+        "",
+        f"Made by `{card['command']}` (this section is written by that command).",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| architecture | `{card['arch']}` (see `fer_app/models/{card['arch']}.py`) |",
+        f"| parameters | {card['parameters']:,} |",
+        f"| FLOPs per image (forward) | {card['gflops']:.3f} GFLOP |",
+        f"| training | `{card['train_command']}` |",
+        f"| epochs run / chosen epoch | {card['epochs_run']} / {card['best_epoch']} (best PublicTest accuracy) |",
+        f"| training wall time here | {card['train_hours']:.2f} h on 2 shared CPU cores "
+        f"({card['images_per_second']:.0f} images/s median) |",
+        f"| {card['split']} accuracy | {plain['accuracy']:.4f} (with TTA: {tta['accuracy']:.4f}) |",
+        f"| {card['split']} macro-F1 | {plain['macro_f1']:.4f} (with TTA: {tta['macro_f1']:.4f}) |",
+        f"| n | {plain['n']} |",
+        "",
+        "Per class on " + card["split"] + " (TTA: flips and shifted crops, 10 views):",
+        "",
+        "| class | recall | recall TTA | precision TTA | F1 TTA | support |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, scores in tta["per_class"].items():
+        lines.append(f"| {name} | {plain['per_class'][name]['recall']:.3f} | {scores['recall']:.3f} | "
+                     f"{scores['precision']:.3f} | {scores['f1']:.3f} | {scores['support']} |")
+    lines += [
+        "",
+        "![confusion matrix](docs/model_card/confusion_matrix.png)",
+        "![learning curves](docs/model_card/curves.png)",
+        "",
+        "PublicTest chose the epoch only; the PrivateTest split was never seen. "
+        "`python -m fer_app.evaluate --model default --split PublicTest --json --tta` "
+        "reproduces the TTA row.",
+        MARKER,
+    ]
+    return "\n".join(lines)
+
+
+def replace_in_readme(readme: str, markdown: str) -> None:
+    """Put ``markdown`` between (and including) the two markers, or at the single marker."""
+    text = open(readme, encoding="utf-8").read()
+    parts = text.split(MARKER)
+    if len(parts) == 2:
+        head, tail = parts
+    elif len(parts) == 3:
+        head, _, tail = parts
+    else:
+        raise ValueError(f"{readme}: expected one or two '{MARKER}' lines")
+    with open(readme, "w", encoding="utf-8") as file:
+        file.write(head + markdown + tail)
+
+
+def make_card(model: str, run: str, data: str | None, split: str, out: str) -> dict:
+    """Evaluate ``model`` (a file, or "default": the shipped one) and gather the card's facts."""
+    classifier = load_classifier(model)
+    ds = select_split(dataset_for(classifier, find_data(data)), split)
+    plain, tta = evaluate(classifier, ds), evaluate(classifier, ds, tta=True)
+    history = read_history(os.path.join(run, "history.csv"))
+    meta = classifier.metadata
+    rows = summarize(build_model(meta["arch"], meta["num_classes"]))
+    os.makedirs(out, exist_ok=True)
+    plots.plot_confusion_matrix(np.array(tta["confusion_matrix"]), ds.class_names,
+                                os.path.join(out, "confusion_matrix.png"),
+                                f"{meta['arch']} on {split} with TTA: accuracy {tta['accuracy']:.3f}")
+    plots.plot_curves(history, os.path.join(out, "curves.png"))
+    return {
+        "arch": meta["arch"], "split": split, "plain": plain, "tta": tta,
+        "parameters": classifier.model.num_parameters(),
+        "gflops": sum(row.flops for row in rows) / 1e9,
+        "train_command": train_command(meta["settings"], meta["settings"]["epochs"]),
+        "epochs_run": len(history), "best_epoch": meta["epoch"],
+        "train_hours": sum(row["seconds"] for row in history) / 3600,
+        "images_per_second": float(np.median([row["images_per_second"] for row in history])),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fer_app.model_card", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", required=True, help="training run folder (model.npz, history.csv)")
+    parser.add_argument("--ship", action="store_true", help="copy RUN/model.npz to the shipped weights first")
+    parser.add_argument("--model", default="default",
+                        help="model to describe: 'default' (the shipped one) or a model file")
+    parser.add_argument("--data", help="FER-2013 file (default: searched)")
+    parser.add_argument("--split", default="PublicTest", help="split to report (default PublicTest)")
+    parser.add_argument("--out", default=os.path.join("docs", "model_card"), help="folder for the card")
+    parser.add_argument("--readme", help="README whose MODEL-CARD section to replace")
+    args = parser.parse_args(argv)
+    try:
+        if args.ship:
+            os.makedirs(os.path.dirname(DEFAULT_MODEL), exist_ok=True)
+            shutil.copyfile(os.path.join(args.run, "model.npz"), DEFAULT_MODEL + ".tmp")
+            os.replace(DEFAULT_MODEL + ".tmp", DEFAULT_MODEL)
+        card = make_card(args.model, args.run, args.data, args.split, args.out)
+    except (ModelFileError, DataError, OSError, KeyError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    card["command"] = "python -m fer_app.model_card " + " ".join(argv if argv is not None else sys.argv[1:])
+    markdown = card_markdown(card)
+    with open(os.path.join(args.out, "model_card.md"), "w", encoding="utf-8") as file:
+        file.write(markdown + "\n")
+    with open(os.path.join(args.out, "model_card.json"), "w", encoding="utf-8") as file:
+        json.dump(card, file, indent=1)
+    if args.readme:
+        replace_in_readme(args.readme, markdown)
+    print(markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
