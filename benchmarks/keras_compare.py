@@ -322,10 +322,11 @@ THREAD_VARIABLES = ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
 
 
 def thread_settings() -> str:
-    """The environment variables that set thread counts, as they were for this run, and the
-    threads NumPy's OpenBLAS used (the numba kernel set may change it when it loads)."""
-    settings = [f"{name}={os.environ[name]}" for name in THREAD_VARIABLES + ["OMP_WAIT_POLICY"]
-                if name in os.environ]
+    """The environment variables that set thread counts (and OpenBLAS's kernel choice), as
+    they were for this run, and the threads NumPy's OpenBLAS used (the numba kernel set may
+    change it when it loads)."""
+    settings = [f"{name}={os.environ[name]}" for name in
+                THREAD_VARIABLES + ["OMP_WAIT_POLICY", "OPENBLAS_CORETYPE"] if name in os.environ]
     return (", ".join(settings) or "library defaults") + f"; OpenBLAS threads in use: {blas_threads()}"
 
 
@@ -355,7 +356,7 @@ Command: `{command.strip()}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()
   tinycnn and Keras samples alternate, so the ratios are the numbers to read).
 - Versions: tinycnn {tinycnn.__version__}, NumPy {numpy.__version__}, Numba {numba.__version__},
   TensorFlow {tf.__version__}, Keras {keras.__version__}. tinycnn backends: {', '.join(backends)}.{unavailable}
-- Threads: {thread_settings()}.
+- Threads and BLAS: {thread_settings()}.
 - Machine float32 matmul ({MATMUL_SIZE}^3): NumPy {matmul['tinycnn_gflops']:.0f} GFLOP/s,
   TensorFlow {matmul['keras_gflops']:.0f} GFLOP/s; "(x%)" below is a share of the NumPy figure.
 - Each time is the median of {reps} interleaved samples after {warmup} warm-up calls.
