@@ -10,6 +10,7 @@ pytest.importorskip("numba")
 
 from tests.conftest import using_backend  # noqa: E402
 from tests.gradcheck import check_gradients  # noqa: E402
+import tinycnn  # noqa: E402
 from tinycnn import nn  # noqa: E402
 from tinycnn import functional as F  # noqa: E402
 from tinycnn.kernels import numba_cpu, reference, winograd  # noqa: E402
@@ -45,11 +46,12 @@ def path_taken(saved, w_shape, y_shape):
     return f"winograd m={winograd.tile_size(w_shape[2], y_shape[2], y_shape[3])}"
 
 
-def assert_close(actual, expected, dtype):
+def assert_close(actual, expected, dtype, tolerance=None):
+    tolerance = TOLERANCE[dtype] if tolerance is None else tolerance
     scale = max(float(np.abs(expected).max()), 1e-30)
     error = float(np.abs(np.asarray(actual, np.float64) - expected).max())
     assert actual.shape == expected.shape and actual.dtype == expected.dtype
-    assert error <= TOLERANCE[dtype] * scale, f"max error {error:.3g} vs scale {scale:.3g}"
+    assert error <= tolerance * scale, f"max error {error:.3g} vs scale {scale:.3g}"
 
 
 @pytest.fixture
@@ -158,6 +160,7 @@ def small_network():
 def test_network_gradients_agree_across_backends(rng, dtype):
     """A whole forward/backward through the layers gives the same loss and gradients."""
     images = rng.standard_normal((4, 1, 8, 8))
+    tinycnn.manual_seed(0)  # the same weights whatever ran before
     state = small_network().to(dtype).state_dict()
     results = {}
     for name in ("numpy", "numba"):
@@ -167,8 +170,11 @@ def test_network_gradients_agree_across_backends(rng, dtype):
             loss = (model(Tensor(images, dtype=dtype)) ** 2).mean()
             loss.backward()
             results[name] = [loss.data] + [p.grad for p in model.parameters()]
+    # float32 rounding grows through three batch norms (each divides by a batch std),
+    # so the whole network gets ten times the per-kernel tolerance
+    tolerance = {np.float32: 1e-3, np.float64: TOLERANCE[np.float64]}[dtype]
     for fast, slow in zip(results["numba"], results["numpy"]):
-        assert_close(np.asarray(fast), np.asarray(slow), dtype)
+        assert_close(np.asarray(fast), np.asarray(slow), dtype, tolerance)
 
 
 def test_blas_threads_can_be_read_and_set():
