@@ -2,6 +2,8 @@
 and its convolution paths (Winograd with tile sizes 2, 3, 4 and im2col) pass a
 numerical gradient check in float64."""
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -193,8 +195,15 @@ def test_blas_threads_can_be_read_and_set():
 
 
 def test_numba_kernel_set_leaves_openblas_on_one_thread():
+    """Checked in a fresh process: this one's environment depends on what other tests imported."""
     if blas_threads() is None:
         pytest.skip("NumPy's BLAS is not a loaded OpenBLAS here")
-    if "OPENBLAS_NUM_THREADS" in os.environ:
-        pytest.skip("OPENBLAS_NUM_THREADS is set, so the numba kernel set keeps it")
-    assert blas_threads() == 1
+    code = ("import tinycnn.kernels.numba_cpu\n"
+            "from tinycnn.kernels.blas_threads import blas_threads\n"
+            "print(blas_threads())")
+    env = {key: value for key, value in os.environ.items() if key != "OPENBLAS_NUM_THREADS"}
+    unset = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert unset.stdout.strip() == "1", unset.stderr
+    kept = subprocess.run([sys.executable, "-c", code], env={**env, "OPENBLAS_NUM_THREADS": "2"},
+                          capture_output=True, text=True)
+    assert kept.stdout.strip() == "2", kept.stderr
