@@ -29,7 +29,6 @@ from . import plots
 from .data import DataError, find_data, select_split
 from .evaluate import dataset_for, evaluate
 from .inference import DEFAULT_MODEL, ModelFileError, load_classifier
-from .models import build_model
 from .models.summary import summarize
 
 MARKER = "<!-- MODEL-CARD -->"
@@ -43,9 +42,9 @@ def read_history(path: str) -> list[dict]:
             for row in rows]
 
 
-def train_command(settings: dict, epochs: int) -> str:
+def train_command(settings: dict) -> str:
     """The ``fer_app.train`` command line that reproduces a run's settings."""
-    options = ["--arch", settings["arch"], "--epochs", str(epochs),
+    options = ["--arch", settings["arch"], "--epochs", str(settings["epochs"]),
                "--batch-size", str(settings["batch_size"]), "--optimizer", settings["optimizer"],
                "--lr", str(settings["lr"]), "--weight-decay", str(settings["weight_decay"]),
                "--schedule", settings["schedule"], "--label-smoothing", str(settings["label_smoothing"]),
@@ -120,7 +119,7 @@ def make_card(model: str, run: str, data: str | None, split: str, out: str) -> d
     plain, tta = evaluate(classifier, ds), evaluate(classifier, ds, tta=True)
     history = read_history(os.path.join(run, "history.csv"))
     meta = classifier.metadata
-    rows = summarize(build_model(meta["arch"], meta["num_classes"]))
+    rows = summarize(classifier.model)
     os.makedirs(out, exist_ok=True)
     plots.plot_confusion_matrix(np.array(tta["confusion_matrix"]), ds.class_names,
                                 os.path.join(out, "confusion_matrix.png"),
@@ -130,7 +129,7 @@ def make_card(model: str, run: str, data: str | None, split: str, out: str) -> d
         "arch": meta["arch"], "split": split, "plain": plain, "tta": tta,
         "parameters": classifier.model.num_parameters(),
         "gflops": sum(row.flops for row in rows) / 1e9,
-        "train_command": train_command(meta["settings"], meta["settings"]["epochs"]),
+        "train_command": train_command(meta["settings"]),
         "epochs_run": len(history), "best_epoch": meta["epoch"],
         "train_hours": sum(row["seconds"] for row in history) / 3600,
         "images_per_second": float(np.median([row["images_per_second"] for row in history])),
