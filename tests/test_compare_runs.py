@@ -1,0 +1,44 @@
+"""fer_app.compare_runs: the recipe table is read from the runs and measured."""
+from __future__ import annotations
+
+import json
+
+from fer_app import compare_runs, train
+from fer_app.data import select_split
+from fer_app.evaluate import dataset_for, evaluate
+from fer_app.inference import load_classifier
+from tests.train_samples import write_fer_csv
+
+
+def train_tiny(tmp_path, data, name, *options):
+    run = tmp_path / name
+    assert train.main(["--data", str(data), "--arch", "seed002", "--classes", "7", "--epochs", "2",
+                       "--batch-size", "16", "--backend", "numpy", "--out", str(run), *options]) == 0
+    return run
+
+
+def test_table_lists_differences_and_measured_scores(tmp_path, capsys):
+    data = write_fer_csv(tmp_path / "tiny.csv", {"Training": 60, "PublicTest": 24})
+    base = train_tiny(tmp_path, data, "base")
+    smooth = train_tiny(tmp_path, data, "smooth", "--label-smoothing", "0.1", "--seed", "3")
+    out = tmp_path / "table.md"
+    capsys.readouterr()
+    assert compare_runs.main([str(base), str(smooth), "--tta", "--data", str(data),
+                              "--out", str(out)]) == 0
+    lines = out.read_text().strip().splitlines()
+    assert capsys.readouterr().out.strip() == out.read_text().strip()
+    assert len(lines) == 4                                   # header, rule, two runs
+    assert "| base | (reference) | 2 of 2 |" in lines[2]
+    assert "label_smoothing=0.1, seed=3" in lines[3]
+
+    metrics = json.loads((smooth / "metrics.json").read_text())
+    classifier = load_classifier(str(smooth / "model.npz"), "numpy")
+    tta = evaluate(classifier, select_split(dataset_for(classifier, str(data)), "PublicTest"), tta=True)
+    cells = [cell.strip() for cell in lines[3].strip("|").split("|")]
+    assert cells[6] == f"{metrics['accuracy']:.4f}" and cells[7] == f"{metrics['macro_f1']:.4f}"
+    assert cells[8] == f"{tta['accuracy']:.4f}"
+
+
+def test_a_folder_without_a_model_is_a_clear_error(tmp_path, capsys):
+    assert compare_runs.main([str(tmp_path / "missing")]) == 1
+    assert "model file not found" in capsys.readouterr().err
