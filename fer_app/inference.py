@@ -6,6 +6,8 @@ test-time augmentation (TTA).
 
 A model file is a tinycnn.save file whose metadata holds "arch", "num_classes",
 "class_names" and "normalization" (Normalizer.to_dict()), so it needs no other file.
+An ensemble file (``python -m fer_app.ensemble``) has arch "ensemble" and lists its
+"members"; it loads the same way.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from tinycnn import nn
 
 from .checkpoint import MODEL_PREFIX
 from .models import build_model
+from .models.ensemble import Ensemble
 from .normalize import Normalizer
 
 DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights", "default.npz")
@@ -127,6 +130,14 @@ def read_model_file(path: str) -> tuple[dict, dict]:
     return state, metadata
 
 
+def build_network(metadata: dict) -> nn.Module:
+    """A fresh network of the architecture a model file's metadata names."""
+    num_classes = int(metadata["num_classes"])
+    if metadata["arch"] == "ensemble":
+        return Ensemble([build_model(member["arch"], num_classes) for member in metadata["members"]])
+    return build_model(metadata["arch"], num_classes)
+
+
 def load_classifier(model: str = "default", backend: str | None = None) -> Classifier:
     """The classifier stored in a model file ("default" = the shipped
     fer_app/weights/default.npz) on ``backend`` (None: numba if it runs here, else
@@ -134,7 +145,7 @@ def load_classifier(model: str = "default", backend: str | None = None) -> Class
     path = DEFAULT_MODEL if model == "default" else model
     state, metadata = read_model_file(path)
     backends.use(backend or default_backend_name())
-    network = build_model(metadata["arch"], int(metadata["num_classes"]))
+    network = build_network(metadata)
     try:
         network.load_state_dict(state)
     except (KeyError, ValueError) as error:

@@ -1,0 +1,65 @@
+"""Combine trained model files into one ensemble model file.
+
+    python -m fer_app.ensemble runs/a/model.npz runs/b/model.npz --out runs/ensemble_ab/model.npz
+
+The ensemble (fer_app/models/ensemble.py) averages its members' class probabilities.
+Its file is an ordinary fer_app model file (load_classifier, evaluate, predict and
+serve read it like any other): member i's weights are stored as ``member<i>.<name>``
+and the metadata has ``arch: "ensemble"`` and, per member, the arch, training
+settings, chosen epoch, validation scores and source file. The members must share
+their classes (also whether disgust was merged into angry) and input normalization.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import tinycnn
+
+from .inference import ModelFileError, read_model_file
+
+
+def combine(paths: list[str], out: str) -> dict:
+    """Write the ensemble of the model files ``paths`` to ``out``; return its metadata."""
+    if len(paths) < 2:
+        raise ModelFileError("an ensemble needs at least two model files")
+    state, members = {}, []
+    first = None
+    for i, path in enumerate(paths):
+        member_state, metadata = read_model_file(path)
+        if metadata["arch"] == "ensemble":
+            raise ModelFileError(f"{path}: is an ensemble already; list its members instead")
+        metadata["merge_disgust"] = bool(metadata.get("settings", {}).get("merge_disgust", False))
+        first = first or metadata
+        for key in ("class_names", "merge_disgust", "normalization"):
+            if metadata[key] != first[key]:
+                raise ModelFileError(f"{path}: its {key} ({metadata[key]}) differs from "
+                                     f"{paths[0]}'s ({first[key]})")
+        state.update({f"member{i}.{name}": value for name, value in member_state.items()})
+        members.append({"arch": metadata["arch"], "source": path,
+                        **{key: metadata[key] for key in ("settings", "epoch", "val") if key in metadata}})
+    metadata = {"arch": "ensemble", "members": members, "num_classes": first["num_classes"],
+                "class_names": first["class_names"], "normalization": first["normalization"],
+                "settings": {"merge_disgust": first["merge_disgust"]}}
+    tinycnn.save(state, out, metadata)
+    return metadata
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fer_app.ensemble", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("models", nargs="+", help="model files (runs/NAME/model.npz), two or more")
+    parser.add_argument("--out", required=True, help="the ensemble model file to write")
+    args = parser.parse_args(argv)
+    try:
+        metadata = combine(args.models, args.out)
+    except (ModelFileError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"{args.out}: ensemble of {len(metadata['members'])} networks "
+          f"({', '.join(member['arch'] for member in metadata['members'])})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""fer_app.ensemble: model files combined into one that averages their probabilities."""
+from __future__ import annotations
+
+import numpy as np
+
+import tinycnn
+from fer_app import ensemble, evaluate, train
+from fer_app.inference import ModelFileError, load_classifier
+from fer_app.models.ensemble import Ensemble
+from tests.conftest import using_backend
+from tests.train_samples import make_faces, write_fer_csv
+
+
+def train_tiny(tmp_path, data, name, *options):
+    run = tmp_path / name
+    assert train.main(["--data", str(data), "--arch", "seed002", "--classes", "7", "--epochs", "1",
+                       "--batch-size", "16", "--backend", "numpy", "--out", str(run), *options]) == 0
+    return str(run / "model.npz")
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def test_forward_is_the_log_of_the_mean_probability():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, 5)).astype(np.float32)  # (N, features)
+    with using_backend("numpy"):
+        members = [tinycnn.nn.Linear(5, 3), tinycnn.nn.Linear(5, 3), tinycnn.nn.Linear(5, 3)]
+        out = Ensemble(members)(tinycnn.Tensor(x)).numpy()  # (4, 3)
+        expected = np.mean([softmax(m(tinycnn.Tensor(x)).numpy()) for m in members], axis=0)
+        names = list(Ensemble(members).state_dict())
+    np.testing.assert_allclose(np.exp(out), expected, rtol=1e-5)
+    assert names[:2] == ["member0.weight", "member0.bias"] and len(names) == 6
+
+
+def test_combined_file_predicts_the_mean_of_its_members(tmp_path):
+    data = write_fer_csv(tmp_path / "tiny.csv", {"Training": 48, "PublicTest": 16})
+    a = train_tiny(tmp_path, data, "a")
+    b = train_tiny(tmp_path, data, "b", "--seed", "5")
+    combined = str(tmp_path / "ab.npz")
+    assert ensemble.main([a, b, "--out", combined]) == 0
+
+    faces = make_faces(np.arange(6) % 7, seed=1)  # (6, 48, 48)
+    members = [load_classifier(path, "numpy").predict_proba(faces) for path in (a, b)]
+    both = load_classifier(combined, "numpy")
+    np.testing.assert_allclose(both.predict_proba(faces), np.mean(members, axis=0), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(both.predict_proba(faces, tta=True),
+                               np.mean([load_classifier(p, "numpy").predict_proba(faces, tta=True)
+                                        for p in (a, b)], axis=0), rtol=1e-5, atol=1e-7)
+    assert [m["source"] for m in both.metadata["members"]] == [a, b]
+    assert evaluate.main(["--model", combined, "--data", str(data), "--backend", "numpy",
+                          "--out", str(tmp_path)]) == 0
+
+
+def test_members_must_agree_on_classes(tmp_path, capsys):
+    data = write_fer_csv(tmp_path / "tiny.csv", {"Training": 48, "PublicTest": 16})
+    seven = train_tiny(tmp_path, data, "seven")
+    six = train_tiny(tmp_path, data, "six", "--classes", "6")
+    assert ensemble.main([seven, six, "--out", str(tmp_path / "x.npz")]) == 1
+    assert "class_names" in capsys.readouterr().err
+    assert ensemble.main([seven, "--out", str(tmp_path / "x.npz")]) == 1
+    assert "at least two" in capsys.readouterr().err
+    try:
+        ensemble.combine([seven, str(tmp_path / "nothing.npz")], str(tmp_path / "x.npz"))
+    except ModelFileError as error:
+        assert "not found" in str(error)
+    else:
+        raise AssertionError("a missing member file must raise ModelFileError")
