@@ -1,12 +1,14 @@
 """Ship a trained model and write its model card from real measurements.
 
     python -m fer_app.model_card --run runs/vgg_fer_long --ship --readme README.md
+    python -m fer_app.model_card --run runs/a runs/b --ship --readme README.md   # an ensemble
 
 ``--ship`` copies ``RUN/model.npz`` (the epoch with the best PublicTest accuracy)
-to ``fer_app/weights/default.npz``. Then the shipped model (or ``--model FILE``) is evaluated on the
-validation split with and without test-time augmentation, and the card is written
-to ``docs/model_card/``: ``model_card.md``, ``model_card.json``,
-``confusion_matrix.png`` (TTA) and ``curves.png`` (from ``RUN/history.csv``).
+to ``fer_app/weights/default.npz``; given several runs, it ships the ensemble of their
+models instead (fer_app/ensemble.py). Then the shipped model (or ``--model FILE``) is
+evaluated on the validation split with and without test-time augmentation, and the
+card is written to ``docs/model_card/``: ``model_card.md``, ``model_card.json``,
+``confusion_matrix.png`` (TTA) and ``curves_<run>.png`` per run (from ``RUN/history.csv``).
 ``--readme`` also replaces the part of the README between the
 ``<!-- MODEL-CARD -->`` markers with the card, so its numbers always come from
 this command.
@@ -27,8 +29,10 @@ import numpy as np
 
 from . import plots
 from .data import DataError, find_data, select_split
+from .ensemble import combine
 from .evaluate import dataset_for, evaluate
 from .inference import DEFAULT_MODEL, ModelFileError, load_classifier
+from .models.ensemble import Ensemble
 from .models.summary import summarize
 
 MARKER = "<!-- MODEL-CARD -->"
@@ -55,6 +59,15 @@ def train_command(settings: dict) -> str:
     return "python -m fer_app.train " + " ".join(options) + " --out runs/NAME"
 
 
+def architecture_line(card: dict) -> str:
+    """The card's architecture cell: one network, or an ensemble of several."""
+    archs = [member["arch"] for member in card["members"]]
+    if len(archs) == 1:
+        return f"`{archs[0]}` (see `fer_app/models/{archs[0]}.py`)"
+    return (f"ensemble of {len(archs)} networks ({' + '.join(f'`{a}`' for a in archs)}) averaging "
+            "their class probabilities (`fer_app/models/ensemble.py`)")
+
+
 def card_markdown(card: dict) -> str:
     """The model card as Markdown (the README section)."""
     plain, tta = card["plain"], card["tta"]
@@ -66,16 +79,24 @@ def card_markdown(card: dict) -> str:
         "",
         "| | |",
         "|---|---|",
-        f"| architecture | `{card['arch']}` (see `fer_app/models/{card['arch']}.py`) |",
+        f"| architecture | {architecture_line(card)} |",
         f"| parameters | {card['parameters']:,} |",
         f"| FLOPs per image (forward) | {card['gflops']:.3f} GFLOP |",
-        f"| training | `{card['train_command']}` |",
-        f"| epochs run / chosen epoch | {card['epochs_run']} / {card['best_epoch']} (best PublicTest accuracy) |",
-        f"| training wall time here | {card['train_hours']:.2f} h on 2 shared CPU cores "
-        f"({card['images_per_second']:.0f} images/s median) |",
+        f"| training wall time here | {card['train_hours']:.2f} h on 2 shared CPU cores |",
         f"| {card['split']} accuracy | {plain['accuracy']:.4f} (with TTA: {tta['accuracy']:.4f}) |",
         f"| {card['split']} macro-F1 | {plain['macro_f1']:.4f} (with TTA: {tta['macro_f1']:.4f}) |",
         f"| n | {plain['n']} |",
+        "",
+        "Training (each network's epoch with the best PublicTest accuracy was kept):",
+        "",
+        "| run | command | epochs run / chosen | hours | images/s (median) | its own accuracy |",
+        "|---|---|---|---|---|---|",
+    ]
+    for member in card["members"]:
+        lines.append(f"| {member['run']} | `{member['train_command']}` | {member['epochs_run']} / "
+                     f"{member['best_epoch']} | {member['train_hours']:.2f} | "
+                     f"{member['images_per_second']:.0f} | {member['val_acc']:.4f} |")
+    lines += [
         "",
         "Per class on " + card["split"] + " (TTA: flips and shifted crops, 10 views):",
         "",
@@ -85,10 +106,10 @@ def card_markdown(card: dict) -> str:
     for name, scores in tta["per_class"].items():
         lines.append(f"| {name} | {plain['per_class'][name]['recall']:.3f} | {scores['recall']:.3f} | "
                      f"{scores['precision']:.3f} | {scores['f1']:.3f} | {scores['support']} |")
+    lines += ["", "![confusion matrix](docs/model_card/confusion_matrix.png)"]
+    lines += [f"![learning curves of {member['run']}](docs/model_card/{member['curves']})"
+              for member in card["members"]]
     lines += [
-        "",
-        "![confusion matrix](docs/model_card/confusion_matrix.png)",
-        "![learning curves](docs/model_card/curves.png)",
         "",
         "PublicTest chose the epoch only; the PrivateTest split was never seen. "
         "`python -m fer_app.evaluate --model default --split PublicTest --json --tta` "
@@ -112,35 +133,63 @@ def replace_in_readme(readme: str, markdown: str) -> None:
         file.write(head + markdown + tail)
 
 
-def make_card(model: str, run: str, data: str | None, split: str, out: str) -> dict:
-    """Evaluate ``model`` (a file, or "default": the shipped one) and gather the card's facts."""
-    classifier = load_classifier(model)
-    ds = select_split(dataset_for(classifier, find_data(data)), split)
-    plain, tta = evaluate(classifier, ds), evaluate(classifier, ds, tta=True)
+def member_facts(run: str, metadata: dict, out: str) -> dict:
+    """How one network of the model was trained, from its run folder and its metadata;
+    draws its learning curves into ``out``."""
     history = read_history(os.path.join(run, "history.csv"))
-    meta = classifier.metadata
-    rows = summarize(classifier.model)
-    os.makedirs(out, exist_ok=True)
-    plots.plot_confusion_matrix(np.array(tta["confusion_matrix"]), ds.class_names,
-                                os.path.join(out, "confusion_matrix.png"),
-                                f"{meta['arch']} on {split} with TTA: accuracy {tta['accuracy']:.3f}")
-    plots.plot_curves(history, os.path.join(out, "curves.png"))
+    name = os.path.basename(os.path.normpath(run))
+    plots.plot_curves(history, os.path.join(out, f"curves_{name}.png"))
     return {
-        "arch": meta["arch"], "split": split, "plain": plain, "tta": tta,
-        "parameters": classifier.model.num_parameters(),
-        "gflops": sum(row.flops for row in rows) / 1e9,
-        "train_command": train_command(meta["settings"]),
-        "epochs_run": len(history), "best_epoch": meta["epoch"],
+        "run": name, "arch": metadata["arch"], "curves": f"curves_{name}.png",
+        "train_command": train_command(metadata["settings"]),
+        "epochs_run": len(history), "best_epoch": metadata["epoch"],
+        "val_acc": metadata["val"]["val_acc"],
         "train_hours": sum(row["seconds"] for row in history) / 3600,
         "images_per_second": float(np.median([row["images_per_second"] for row in history])),
     }
 
 
+def make_card(model: str, runs: list[str], data: str | None, split: str, out: str) -> dict:
+    """Evaluate ``model`` (a file, or "default": the shipped one) and gather the card's facts;
+    ``runs`` are the training runs of its network(s), in the ensemble's order."""
+    classifier = load_classifier(model)
+    meta = classifier.metadata
+    member_metadata = meta["members"] if meta["arch"] == "ensemble" else [meta]
+    if len(member_metadata) != len(runs):
+        raise ValueError(f"the model has {len(member_metadata)} network(s) but {len(runs)} run(s) were given")
+    ds = select_split(dataset_for(classifier, find_data(data)), split)
+    plain, tta = evaluate(classifier, ds), evaluate(classifier, ds, tta=True)
+    os.makedirs(out, exist_ok=True)
+    plots.plot_confusion_matrix(np.array(tta["confusion_matrix"]), ds.class_names,
+                                os.path.join(out, "confusion_matrix.png"),
+                                f"{meta['arch']} on {split} with TTA: accuracy {tta['accuracy']:.3f}")
+    members = [member_facts(run, metadata, out) for run, metadata in zip(runs, member_metadata)]
+    networks = classifier.model.members if isinstance(classifier.model, Ensemble) else [classifier.model]
+    return {
+        "arch": meta["arch"], "split": split, "plain": plain, "tta": tta, "members": members,
+        "parameters": classifier.model.num_parameters(),
+        "gflops": sum(row.flops for network in networks for row in summarize(network)) / 1e9,
+        "train_hours": sum(member["train_hours"] for member in members),
+    }
+
+
+def ship(models: list[str]) -> None:
+    """Make ``models`` (one model file, or several to combine) the shipped default model."""
+    os.makedirs(os.path.dirname(DEFAULT_MODEL), exist_ok=True)
+    if len(models) == 1:
+        shutil.copyfile(models[0], DEFAULT_MODEL + ".tmp")
+        os.replace(DEFAULT_MODEL + ".tmp", DEFAULT_MODEL)
+    else:
+        combine(models, DEFAULT_MODEL)   # writes atomically
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fer_app.model_card", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", required=True, help="training run folder (model.npz, history.csv)")
-    parser.add_argument("--ship", action="store_true", help="copy RUN/model.npz to the shipped weights first")
+    parser.add_argument("--run", required=True, nargs="+",
+                        help="training run folder(s) (model.npz, history.csv); several make an ensemble")
+    parser.add_argument("--ship", action="store_true",
+                        help="ship RUN/model.npz (or the ensemble of the runs' models) first")
     parser.add_argument("--model", default="default",
                         help="model to describe: 'default' (the shipped one) or a model file")
     parser.add_argument("--data", help="FER-2013 file (default: searched)")
@@ -150,11 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.ship:
-            os.makedirs(os.path.dirname(DEFAULT_MODEL), exist_ok=True)
-            shutil.copyfile(os.path.join(args.run, "model.npz"), DEFAULT_MODEL + ".tmp")
-            os.replace(DEFAULT_MODEL + ".tmp", DEFAULT_MODEL)
+            ship([os.path.join(run, "model.npz") for run in args.run])
         card = make_card(args.model, args.run, args.data, args.split, args.out)
-    except (ModelFileError, DataError, OSError, KeyError) as error:
+    except (ModelFileError, DataError, OSError, KeyError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     card["command"] = "python -m fer_app.model_card " + " ".join(argv if argv is not None else sys.argv[1:])

@@ -27,8 +27,9 @@ def test_card_reports_the_models_measured_scores(tmp_path):
     classifier = load_classifier(model, "numpy")
     expected = evaluate(classifier, select_split(dataset_for(classifier, str(data)), "PublicTest"))
     assert card["plain"]["accuracy"] == expected["accuracy"]
-    assert card["epochs_run"] == 2 and card["parameters"] == classifier.model.num_parameters()
-    for name in ("confusion_matrix.png", "curves.png", "model_card.md"):
+    assert card["members"][0]["epochs_run"] == 2
+    assert card["parameters"] == classifier.model.num_parameters()
+    for name in ("confusion_matrix.png", "curves_run.png", "model_card.md"):
         assert os.path.getsize(out / name) > 0
     text = readme.read_text()
     assert text.count(model_card.MARKER) == 2 and "## next section" in text
@@ -38,3 +39,31 @@ def test_card_reports_the_models_measured_scores(tmp_path):
     assert model_card.main(["--run", str(run), "--model", model, "--data", str(data),
                             "--out", str(out), "--readme", str(readme)]) == 0
     assert readme.read_text().count(model_card.MARKER) == 2
+
+
+def test_card_of_an_ensemble_sums_its_networks(tmp_path, monkeypatch):
+    data = write_fer_csv(tmp_path / "tiny.csv", {"Training": 48, "PublicTest": 16})
+    runs = []
+    for name, seed in (("a", "0"), ("b", "1")):
+        runs.append(str(tmp_path / name))
+        assert train.main(["--data", str(data), "--arch", "seed002", "--classes", "7", "--epochs", "1",
+                           "--batch-size", "16", "--backend", "numpy", "--seed", seed,
+                           "--out", runs[-1]]) == 0
+    shipped = tmp_path / "weights" / "default.npz"
+    monkeypatch.setattr(model_card, "DEFAULT_MODEL", str(shipped))
+    model_card.ship([os.path.join(run, "model.npz") for run in runs])
+    out = tmp_path / "card"
+    assert model_card.main(["--run", *runs, "--model", str(shipped), "--data", str(data),
+                            "--out", str(out)]) == 0
+
+    card = json.loads((out / "model_card.json").read_text())
+    single = model_card.make_card(os.path.join(runs[0], "model.npz"), runs[:1], str(data),
+                                  "PublicTest", str(tmp_path / "one"))
+    assert card["parameters"] == 2 * single["parameters"]
+    assert abs(card["gflops"] - 2 * single["gflops"]) < 1e-9
+    assert [m["run"] for m in card["members"]] == ["a", "b"]
+    assert (out / "curves_a.png").exists() and (out / "curves_b.png").exists()
+    assert "ensemble of 2 networks" in (out / "model_card.md").read_text()
+    # the number of runs must match the model's networks
+    assert model_card.main(["--run", runs[0], "--model", str(shipped), "--data", str(data),
+                            "--out", str(out)]) == 1
