@@ -1,6 +1,7 @@
 """Combine trained model files into one ensemble model file.
 
     python -m fer_app.ensemble runs/a/model.npz runs/b/model.npz --out runs/ensemble_ab/model.npz
+    python -m fer_app.ensemble runs/a/model.npz runs/b/model.npz runs/c/model.npz --float16 --out e.npz
 
 The ensemble (fer_app/models/ensemble.py) averages its members' class probabilities.
 Its file is an ordinary fer_app model file (load_classifier, evaluate, predict and
@@ -8,19 +9,29 @@ serve read it like any other): member i's weights are stored as ``member<i>.<nam
 and the metadata has ``arch: "ensemble"`` and, per member, the arch, training
 settings, chosen epoch, validation scores and source file. The members must share
 their classes (also whether disgust was merged into angry) and input normalization.
+``--float16`` stores the weights in half precision (half the file size; they are
+turned back into float32 when loaded, so only their rounding changes).
 """
 from __future__ import annotations
 
 import argparse
 import sys
 
+import numpy as np
+
 import tinycnn
 
 from .inference import ModelFileError, read_model_file
 
 
-def combine(paths: list[str], out: str) -> dict:
-    """Write the ensemble of the model files ``paths`` to ``out``; return its metadata."""
+def half(array: np.ndarray) -> np.ndarray:
+    """A floating-point array rounded to float16; other arrays (counters) unchanged."""
+    return array.astype(np.float16) if array.dtype.kind == "f" else array
+
+
+def combine(paths: list[str], out: str, float16: bool = False) -> dict:
+    """Write the ensemble of the model files ``paths`` to ``out`` (floating-point arrays
+    as float16 if ``float16``); return its metadata."""
     if len(paths) < 2:
         raise ModelFileError("an ensemble needs at least two model files")
     state, members = {}, []
@@ -35,12 +46,14 @@ def combine(paths: list[str], out: str) -> dict:
             if metadata[key] != first[key]:
                 raise ModelFileError(f"{path}: its {key} ({metadata[key]}) differs from "
                                      f"{paths[0]}'s ({first[key]})")
-        state.update({f"member{i}.{name}": value for name, value in member_state.items()})
+        state.update({f"member{i}.{name}": half(value) if float16 else value
+                      for name, value in member_state.items()})
         members.append({"arch": metadata["arch"], "source": path,
                         **{key: metadata[key] for key in ("settings", "epoch", "val") if key in metadata}})
     metadata = {"arch": "ensemble", "members": members, "num_classes": first["num_classes"],
                 "class_names": first["class_names"], "normalization": first["normalization"],
-                "settings": {"merge_disgust": first["merge_disgust"]}}
+                "settings": {"merge_disgust": first["merge_disgust"]},
+                "stored_as": "float16" if float16 else "as trained"}
     tinycnn.save(state, out, metadata)
     return metadata
 
@@ -50,9 +63,10 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", nargs="+", help="model files (runs/NAME/model.npz), two or more")
     parser.add_argument("--out", required=True, help="the ensemble model file to write")
+    parser.add_argument("--float16", action="store_true", help="store the weights in half precision")
     args = parser.parse_args(argv)
     try:
-        metadata = combine(args.models, args.out)
+        metadata = combine(args.models, args.out, args.float16)
     except (ModelFileError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

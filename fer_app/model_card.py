@@ -173,14 +173,15 @@ def make_card(model: str, runs: list[str], data: str | None, split: str, out: st
     }
 
 
-def ship(models: list[str]) -> None:
-    """Make ``models`` (one model file, or several to combine) the shipped default model."""
+def ship(models: list[str], float16: bool = False) -> None:
+    """Make ``models`` (one model file, or several to combine, their weights in float16 if
+    ``float16``) the shipped default model."""
     os.makedirs(os.path.dirname(DEFAULT_MODEL), exist_ok=True)
     if len(models) == 1:
         shutil.copyfile(models[0], DEFAULT_MODEL + ".tmp")
         os.replace(DEFAULT_MODEL + ".tmp", DEFAULT_MODEL)
     else:
-        combine(models, DEFAULT_MODEL)   # writes atomically
+        combine(models, DEFAULT_MODEL, float16)   # writes atomically
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -190,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="training run folder(s) (model.npz, history.csv); several make an ensemble")
     parser.add_argument("--ship", action="store_true",
                         help="ship RUN/model.npz (or the ensemble of the runs' models) first")
+    parser.add_argument("--float16", action="store_true",
+                        help="with --ship and several runs: store the ensemble's weights as float16")
     parser.add_argument("--model", default="default",
                         help="model to describe: 'default' (the shipped one) or a model file")
     parser.add_argument("--data", help="FER-2013 file (default: searched)")
@@ -199,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.ship:
-            ship([os.path.join(run, "model.npz") for run in args.run])
+            ship([os.path.join(run, "model.npz") for run in args.run], args.float16)
         card = make_card(args.model, args.run, args.data, args.split, args.out)
     except (ModelFileError, DataError, OSError, KeyError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)

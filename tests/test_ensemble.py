@@ -1,6 +1,8 @@
 """fer_app.ensemble: model files combined into one that averages their probabilities."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 import tinycnn
@@ -52,6 +54,24 @@ def test_combined_file_predicts_the_mean_of_its_members(tmp_path):
     assert [m["source"] for m in both.metadata["members"]] == [a, b]
     assert evaluate.main(["--model", combined, "--data", str(data), "--backend", "numpy",
                           "--out", str(tmp_path)]) == 0
+
+
+def test_float16_file_is_smaller_and_predicts_almost_the_same(tmp_path):
+    data = write_fer_csv(tmp_path / "tiny.csv", {"Training": 48, "PublicTest": 16})
+    members = [train_tiny(tmp_path, data, name, "--seed", seed) for name, seed in (("a", "1"), ("b", "2"))]
+    full, half = str(tmp_path / "full.npz"), str(tmp_path / "half.npz")
+    assert ensemble.main([*members, "--out", full]) == 0
+    assert ensemble.main([*members, "--float16", "--out", half]) == 0
+
+    state, metadata = tinycnn.load(half)
+    assert metadata["stored_as"] == "float16"
+    assert all(v.dtype == np.float16 for v in state.values() if v.dtype.kind == "f")
+    assert os.path.getsize(half) < 0.6 * os.path.getsize(full)
+    faces = make_faces(np.arange(8) % 7, seed=2)  # (8, 48, 48)
+    loaded = load_classifier(half, "numpy")
+    assert next(iter(loaded.model.parameters())).dtype == np.float32
+    np.testing.assert_allclose(loaded.predict_proba(faces),
+                               load_classifier(full, "numpy").predict_proba(faces), atol=2e-3)
 
 
 def test_members_must_agree_on_classes(tmp_path, capsys):
