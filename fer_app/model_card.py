@@ -34,6 +34,7 @@ from .evaluate import dataset_for, evaluate
 from .inference import DEFAULT_MODEL, ModelFileError, load_classifier
 from .models.ensemble import Ensemble
 from .models.summary import summarize
+from .train import DEFAULTS
 
 MARKER = "<!-- MODEL-CARD -->"
 
@@ -46,16 +47,25 @@ def read_history(path: str) -> list[dict]:
             for row in rows]
 
 
+# Always written out, so the command reads as a recipe; other settings only when they
+# differ from train.DEFAULTS. Where the data is and which backend ran are not the recipe.
+RECIPE_OPTIONS = ("arch", "epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule",
+                  "label_smoothing", "augment", "normalize", "seed")
+NOT_RECIPE = ("data", "backend")
+
+
 def train_command(settings: dict) -> str:
     """The ``fer_app.train`` command line that reproduces a run's settings."""
-    options = ["--arch", settings["arch"], "--epochs", str(settings["epochs"]),
-               "--batch-size", str(settings["batch_size"]), "--optimizer", settings["optimizer"],
-               "--lr", str(settings["lr"]), "--weight-decay", str(settings["weight_decay"]),
-               "--schedule", settings["schedule"], "--label-smoothing", str(settings["label_smoothing"]),
-               "--augment", settings["augment"], "--normalize", settings["normalize"],
-               "--seed", str(settings["seed"])]
-    if settings.get("mixup"):
-        options += ["--mixup", str(settings["mixup"])]
+    options = []
+    for key, default in DEFAULTS.items():
+        value = settings.get(key, default)
+        if key in NOT_RECIPE or (key not in RECIPE_OPTIONS and value == default):
+            continue
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            options += [flag] if value else []
+        else:
+            options += [flag, str(value)]
     return "python -m fer_app.train " + " ".join(options) + " --out runs/NAME"
 
 

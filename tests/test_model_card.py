@@ -67,3 +67,14 @@ def test_card_of_an_ensemble_sums_its_networks(tmp_path, monkeypatch):
     # the number of runs must match the model's networks
     assert model_card.main(["--run", runs[0], "--model", str(shipped), "--data", str(data),
                             "--out", str(out)]) == 1
+
+
+def test_train_command_reproduces_the_recipe():
+    settings = {**train.DEFAULTS, "arch": "vgg_fer", "epochs": 32, "optimizer": "sgd", "lr": 0.03,
+                "weight_decay": 5e-4, "label_smoothing": 0.1, "mixup": 0.2, "erase": 0.25,
+                "shift": 3, "seed": 3, "classes": 6, "merge_disgust": True, "limit": 9000}
+    command = model_card.train_command(settings).split()
+    assert command[:3] == ["python", "-m", "fer_app.train"]
+    parsed = train.choose_settings(train.parse_args(command[3:]), None)
+    recipe = [key for key in train.DEFAULTS if key not in ("data", "backend")]
+    assert {key: parsed[key] for key in recipe} == {key: settings[key] for key in recipe}
