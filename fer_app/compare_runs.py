@@ -20,10 +20,7 @@ import sys
 from .data import DataError, find_data, select_split
 from .evaluate import dataset_for, evaluate
 from .inference import ModelFileError, load_classifier, read_model_file
-from .model_card import read_history
-
-# Settings that say where or how fast a run went, not what it learned.
-NOT_RECIPE = ("data", "backend", "patience")
+from .model_card import NOT_RECIPE, read_history
 
 
 def recipe_changes(settings: dict, reference: dict) -> str:

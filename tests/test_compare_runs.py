@@ -2,25 +2,20 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
-from fer_app import compare_runs, train
+from fer_app import compare_runs
 from fer_app.data import select_split
 from fer_app.evaluate import dataset_for, evaluate
 from fer_app.inference import load_classifier
-from tests.train_samples import write_fer_csv
-
-
-def train_tiny(tmp_path, data, name, *options):
-    run = tmp_path / name
-    assert train.main(["--data", str(data), "--arch", "seed002", "--classes", "7", "--epochs", "2",
-                       "--batch-size", "16", "--backend", "numpy", "--out", str(run), *options]) == 0
-    return run
+from tests.train_samples import train_tiny_run, write_fer_csv
 
 
 def test_table_lists_differences_and_measured_scores(tmp_path, capsys):
     data = write_fer_csv(tmp_path / "tiny.csv", {"Training": 60, "PublicTest": 24})
-    base = train_tiny(tmp_path, data, "base")
-    smooth = train_tiny(tmp_path, data, "smooth", "--label-smoothing", "0.1", "--seed", "3")
+    base = train_tiny_run(tmp_path / "base", data, epochs=2)
+    smooth = train_tiny_run(tmp_path / "smooth", data, "--label-smoothing", "0.1", "--seed", "3", epochs=2)
     out = tmp_path / "table.md"
     capsys.readouterr()
     assert compare_runs.main([str(base), str(smooth), "--tta", "--data", str(data),
@@ -31,8 +26,8 @@ def test_table_lists_differences_and_measured_scores(tmp_path, capsys):
     assert "| base | (reference) | 2 of 2 |" in lines[2]
     assert "label_smoothing=0.1, seed=3" in lines[3]
 
-    metrics = json.loads((smooth / "metrics.json").read_text())
-    classifier = load_classifier(str(smooth / "model.npz"), "numpy")
+    metrics = json.loads((Path(smooth) / "metrics.json").read_text())
+    classifier = load_classifier(os.path.join(smooth, "model.npz"), "numpy")
     tta = evaluate(classifier, select_split(dataset_for(classifier, str(data)), "PublicTest"), tta=True)
     cells = [cell.strip() for cell in lines[3].strip("|").split("|")]
     assert cells[6] == f"{metrics['accuracy']:.4f}" and cells[7] == f"{metrics['macro_f1']:.4f}"

@@ -6,18 +6,15 @@ import os
 import numpy as np
 
 import tinycnn
-from fer_app import ensemble, evaluate, train
+from fer_app import ensemble, evaluate
 from fer_app.inference import ModelFileError, load_classifier
 from fer_app.models.ensemble import Ensemble
 from tests.conftest import using_backend
-from tests.train_samples import make_faces, write_fer_csv
+from tests.train_samples import make_faces, train_tiny_run, write_fer_csv
 
 
-def train_tiny(tmp_path, data, name, *options):
-    run = tmp_path / name
-    assert train.main(["--data", str(data), "--arch", "seed002", "--classes", "7", "--epochs", "1",
-                       "--batch-size", "16", "--backend", "numpy", "--out", str(run), *options]) == 0
-    return str(run / "model.npz")
+def train_tiny(tmp_path, data, name, *options) -> str:
+    return os.path.join(train_tiny_run(tmp_path / name, data, *options), "model.npz")
 
 
 def softmax(z: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ from fer_app import model_card, train
 from fer_app.evaluate import dataset_for, evaluate
 from fer_app.inference import load_classifier
 from fer_app.data import select_split
-from tests.train_samples import write_fer_csv
+from tests.train_samples import train_tiny_run, write_fer_csv
 
 
 def test_card_reports_the_models_measured_scores(tmp_path):
@@ -43,12 +43,7 @@ def test_card_reports_the_models_measured_scores(tmp_path):
 
 def test_card_of_an_ensemble_sums_its_networks(tmp_path, monkeypatch):
     data = write_fer_csv(tmp_path / "tiny.csv", {"Training": 48, "PublicTest": 16})
-    runs = []
-    for name, seed in (("a", "0"), ("b", "1")):
-        runs.append(str(tmp_path / name))
-        assert train.main(["--data", str(data), "--arch", "seed002", "--classes", "7", "--epochs", "1",
-                           "--batch-size", "16", "--backend", "numpy", "--seed", seed,
-                           "--out", runs[-1]]) == 0
+    runs = [train_tiny_run(tmp_path / name, data, "--seed", seed) for name, seed in (("a", "0"), ("b", "1"))]
     shipped = tmp_path / "weights" / "default.npz"
     monkeypatch.setattr(model_card, "DEFAULT_MODEL", str(shipped))
     model_card.ship([os.path.join(run, "model.npz") for run in runs])

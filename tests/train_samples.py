@@ -29,3 +29,13 @@ def write_fer_csv(path, rows_per_split: dict[str, int], seed: int = 0) -> str:
     with open(path, "w") as file:
         file.write("\n".join(lines) + "\n")
     return str(path)
+
+
+def train_tiny_run(folder, data: str, *options: str, epochs: int = 1) -> str:
+    """Train the small seed002 network (7 classes, numpy backend) on ``data`` into
+    ``folder`` for ``epochs`` epochs; return the run folder."""
+    from fer_app import train
+    assert train.main(["--data", str(data), "--arch", "seed002", "--classes", "7",
+                       "--epochs", str(epochs), "--batch-size", "16", "--backend", "numpy",
+                       "--out", str(folder), *options]) == 0
+    return str(folder)
