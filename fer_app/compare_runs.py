@@ -20,7 +20,7 @@ import sys
 from .data import DataError, find_data, select_split
 from .evaluate import dataset_for, evaluate
 from .inference import ModelFileError, load_classifier, read_model_file
-from .model_card import NOT_RECIPE, read_history
+from .model_card import NOT_RECIPE, read_history, training_hours
 
 
 def recipe_changes(settings: dict, reference: dict) -> str:
@@ -50,7 +50,7 @@ def run_row(run: str, reference: dict | None, tta_split: str | None, data: str |
         "train_acc": best["train_acc"],
         "val_acc": best["val_acc"],
         "val_macro_f1": best["val_macro_f1"],
-        "hours": sum(r["seconds"] for r in history) / 3600,
+        "hours": training_hours(history),
     }
     if tta_split:
         classifier = load_classifier(path)

@@ -29,6 +29,14 @@ def half(array: np.ndarray) -> np.ndarray:
     return array.astype(np.float16) if array.dtype.kind == "f" else array
 
 
+def shared_facts(metadata: dict) -> dict:
+    """What all members must agree on: their classes, whether disgust was merged into
+    angry, and the input normalization."""
+    return {"class_names": metadata["class_names"],
+            "merge_disgust": bool(metadata.get("settings", {}).get("merge_disgust", False)),
+            "normalization": metadata["normalization"], "num_classes": metadata["num_classes"]}
+
+
 def combine(paths: list[str], out: str, float16: bool = False) -> dict:
     """Write the ensemble of the model files ``paths`` to ``out`` (floating-point arrays
     as float16 if ``float16``); return its metadata."""
@@ -40,11 +48,11 @@ def combine(paths: list[str], out: str, float16: bool = False) -> dict:
         member_state, metadata = read_model_file(path)
         if metadata["arch"] == "ensemble":
             raise ModelFileError(f"{path}: is an ensemble already; list its members instead")
-        metadata["merge_disgust"] = bool(metadata.get("settings", {}).get("merge_disgust", False))
-        first = first or metadata
-        for key in ("class_names", "merge_disgust", "normalization"):
-            if metadata[key] != first[key]:
-                raise ModelFileError(f"{path}: its {key} ({metadata[key]}) differs from "
+        shared = shared_facts(metadata)
+        first = first or shared
+        for key, value in shared.items():
+            if value != first[key]:
+                raise ModelFileError(f"{path}: its {key} ({value}) differs from "
                                      f"{paths[0]}'s ({first[key]})")
         state.update({f"member{i}.{name}": half(value) if float16 else value
                       for name, value in member_state.items()})

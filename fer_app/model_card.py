@@ -39,6 +39,11 @@ from .train import DEFAULTS
 MARKER = "<!-- MODEL-CARD -->"
 
 
+def training_hours(history: list[dict]) -> float:
+    """The hours a run's epochs took (the ``seconds`` column of history.csv)."""
+    return sum(row["seconds"] for row in history) / 3600
+
+
 def read_history(path: str) -> list[dict]:
     """history.csv rows with numbers as floats (epoch as int)."""
     with open(path, newline="") as file:
@@ -154,7 +159,7 @@ def member_facts(run: str, metadata: dict, out: str) -> dict:
         "train_command": train_command(metadata["settings"]),
         "epochs_run": len(history), "best_epoch": metadata["epoch"],
         "val_acc": metadata["val"]["val_acc"],
-        "train_hours": sum(row["seconds"] for row in history) / 3600,
+        "train_hours": training_hours(history),
         "images_per_second": float(np.median([row["images_per_second"] for row in history])),
     }
 

@@ -29,9 +29,9 @@ class EmotionRecognizer:
     backend: tinycnn backend for the network: "numpy" (default), "numba", "cupy", or
         None for inference.load_classifier's choice. "numpy" because a frame holds only
         1-4 faces: for such small batches the reference kernels (BLAS matmuls) are about
-        as fast as the Numba ones on a quiet machine (5.4 vs 4.1 ms for one face) and
-        much faster when other jobs share the cores (14 vs 30 ms; see
-        benchmarks/app_speed.py).
+        as fast as the Numba ones on a quiet machine (14.4 vs 11.3 ms for one face with
+        the shipped four-network model, benchmarks/results/app_speed.md) and were much
+        faster when other jobs shared the cores (14 vs 30 ms for one network).
     min_face_size: smallest face side in pixels that is reported.
     margin: each face box grows by this fraction of its side on every side before
         it is cut out. 0.0 by default: on real FER-2013 faces pasted into larger

@@ -60,4 +60,3 @@ def set_blas_threads(count: int) -> bool:
         return False
     functions[0](ctypes.c_int(count))
     return True
-
