@@ -40,10 +40,14 @@ def expected_parameters(name: str, k: int) -> int:
         widths = [(1, 32), (32, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256)]
         return (sum(conv(a, b, 3, bias=False) + bn(b) for a, b in widths)
                 + dense(256 * 9, 256, bias=False) + bn(256) + dense(256, k))
+    if name == "vgg_fer_wide":
+        widths = [(1, 48), (48, 96), (96, 96), (96, 192), (192, 192), (192, 384), (384, 384)]
+        return (sum(conv(a, b, 3, bias=False) + bn(b) for a, b in widths)
+                + dense(384 * 9, 384, bias=False) + bn(384) + dense(384, k))
     raise AssertionError(f"no expected count written for {name}")
 
 
-CLASSES = {"seed001": 7, "seed002": 6, "seed004": 7, "vgg_fer": 7}
+CLASSES = {"seed001": 7, "seed002": 6, "seed004": 7, "vgg_fer": 7, "vgg_fer_wide": 7}
 
 
 def test_every_architecture_is_listed_here():

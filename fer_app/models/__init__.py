@@ -14,13 +14,14 @@ from tinycnn import nn
 from .seed001 import seed001
 from .seed002 import seed002
 from .seed004 import seed004
-from .vgg_fer import vgg_fer
+from .vgg_fer import vgg_fer, vgg_fer_wide
 
 ARCHITECTURES: dict[str, Callable[[int], nn.Sequential]] = {
     "seed001": seed001,
     "seed002": seed002,
     "seed004": seed004,
     "vgg_fer": vgg_fer,
+    "vgg_fer_wide": vgg_fer_wide,
 }
 DEFAULT_ARCH = "vgg_fer"
 INPUT_SHAPE = (1, 48, 48)  # (C, H, W) of one face
