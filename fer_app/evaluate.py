@@ -1,9 +1,10 @@
 """Evaluate a trained model on one split of a FER-2013 file.
 
     python -m fer_app.evaluate --model runs/vgg_fer/model.npz --data fer2013.csv --split PublicTest
-    python -m fer_app.evaluate --model default --split PrivateTest --json --tta
+    python -m fer_app.evaluate --model default --split PrivateTest --json
 
-Prints accuracy, macro-F1 and the per-class table (or, with --json, one JSON object
+Test-time augmentation (TTA, 10 views per face) is on by default, as in
+``python -m fer_app.predict``; ``--no-tta`` scores the plain forward pass. Prints accuracy, macro-F1 and the per-class table (or, with --json, one JSON object
 with accuracy, macro_f1, per_class, n and the confusion matrix) and writes
 confusion_matrix_<split>.png to --out (default: the model's folder; the current
 folder for the shipped model).
@@ -60,8 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="PublicTest",
                         help="split name in the data's Usage column, or 'all' (default PublicTest)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
-    parser.add_argument("--tta", action="store_true",
-                        help="test-time augmentation: average over flips and shifted crops")
+    parser.add_argument("--tta", action=argparse.BooleanOptionalAction, default=True,
+                        help="test-time augmentation: average over flips and shifted crops "
+                             "(default on; --no-tta for one plain pass)")
     parser.add_argument("--out", help="folder for the confusion-matrix PNG")
     parser.add_argument("--backend", choices=backends.names(), help="tinycnn backend")
     parser.add_argument("--skip-bad", action="store_true", help="skip bad rows/images")

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from fer_app import predict, video
+from fer_app.recognizer import EmotionRecognizer
 from fer_app.data import EMOTIONS
 from fer_app.scenes import background
 from tests.app_support import findable_faces, matched_boxes, random_model_file, scene_with_faces
@@ -40,6 +41,21 @@ def test_predict_json_maps_each_path_to_its_faces(model_path, pictures, capsys):
     assert result[empty] == []
     assert matched_boxes([face["box"] for face in result[with_faces]], boxes) == 2
     assert all(face["emotion"] in EMOTIONS for face in result[with_faces])
+
+
+def probabilities_of(faces: list[dict]) -> numpy.ndarray:
+    return numpy.array([list(face["probabilities"].values()) for face in faces])  # (faces, 7)
+
+
+def test_predict_uses_tta_unless_told_not_to(model_path, pictures, capsys):
+    with_faces, _, _ = pictures
+    expected = {tta: probabilities_of(EmotionRecognizer(model_path, tta=tta).detect(with_faces))
+                for tta in (True, False)}
+    assert not numpy.allclose(expected[True], expected[False], atol=1e-4)
+    for options, tta in (([], True), (["--no-tta"], False)):
+        assert predict.main([with_faces, "--json", "--model", model_path, *options]) == 0
+        got = probabilities_of(json.loads(capsys.readouterr().out)[with_faces])
+        numpy.testing.assert_allclose(got, expected[tta], atol=1e-6)
 
 
 def test_predict_table_lists_every_face(model_path, pictures, capsys):

@@ -17,6 +17,7 @@ from PIL import Image
 import tinycnn
 from fer_app import evaluate, train
 from fer_app.inference import load_classifier
+from fer_app.metrics import classification_report
 from fer_app.models import build_model
 from fer_app.normalize import Normalizer
 from tests.train_samples import make_faces, write_fer_csv
@@ -168,9 +169,29 @@ def test_evaluate_json_on_a_file_with_only_private_test_rows(tmp_path, capsys):
     assert report["n"] == 21
     assert list(report["per_class"]) == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
     labels = np.arange(21) % 7
-    predictions = load_classifier(str(model), "numpy").predict(make_faces(labels, seed=9))
+    predictions = load_classifier(str(model), "numpy").predict(make_faces(labels, seed=9), tta=True)
+    assert report["tta"] is True  # TTA is the default, as in fer_app.predict
     assert report["accuracy"] == pytest.approx(float((predictions == labels).mean()))
     assert os.path.getsize(tmp_path / "eval" / "confusion_matrix_PrivateTest.png") > 0
+
+
+def test_evaluate_no_tta_scores_one_plain_pass(tmp_path, capsys):
+    data = write_fer_csv(tmp_path / "public.csv", {"PublicTest": 35}, seed=4)
+    model = tmp_path / "model.npz"
+    save_untrained_model(model)
+    reports = {}
+    for options in ([], ["--no-tta"]):
+        assert evaluate.main(["--model", str(model), "--data", data, "--json", "--out",
+                              str(tmp_path), "--backend", "numpy", *options]) == 0
+        reports[bool(options)] = json.loads(capsys.readouterr().out)
+    classifier = load_classifier(str(model), "numpy")
+    faces, labels = make_faces(np.arange(35) % 7, seed=4), np.arange(35) % 7
+    for no_tta, report in reports.items():
+        assert report["tta"] is not no_tta
+        probabilities = classifier.predict_proba(faces, tta=not no_tta)  # (35, 7)
+        expected = classification_report(labels, probabilities.argmax(axis=1), classifier.class_names)
+        assert report["confusion_matrix"] == expected["confusion_matrix"]
+    assert reports[True]["confusion_matrix"] != reports[False]["confusion_matrix"]  # TTA changed some
 
 
 def test_evaluate_names_the_available_splits(tmp_path, capsys):
