@@ -4,7 +4,8 @@
     python -m fer_app.evaluate --model default --split PrivateTest --json
 
 Test-time augmentation (TTA, 10 views per face) is on by default, as in
-``python -m fer_app.predict``; ``--no-tta`` scores the plain forward pass. Prints accuracy, macro-F1 and the per-class table (or, with --json, one JSON object
+``python -m fer_app.predict``; ``--no-tta`` scores the plain forward pass. Prints
+accuracy, macro-F1 and the per-class table (or, with --json, one JSON object
 with accuracy, macro_f1, per_class, n and the confusion matrix) and writes
 confusion_matrix_<split>.png to --out (default: the model's folder; the current
 folder for the shipped model).

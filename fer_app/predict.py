@@ -38,8 +38,8 @@ def add_recognizer_arguments(parser: argparse.ArgumentParser, tta: bool = False)
     parser.add_argument("--margin", type=float, default=0.0,
                         help="grow each face box by this fraction of its side (default 0.0)")
     parser.add_argument("--tta", action=argparse.BooleanOptionalAction, default=tta,
-                        help="test-time augmentation: 10 passes per face, slower and about half "
-                             f"a point more accurate (default {'on' if tta else 'off'})")
+                        help="test-time augmentation: 10 passes per face, slower and usually more "
+                             f"accurate (default {'on' if tta else 'off'})")
 
 
 def build_recognizer(args: argparse.Namespace) -> EmotionRecognizer:

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from fer_app import predict, video
-from fer_app.recognizer import EmotionRecognizer
 from fer_app.data import EMOTIONS
+from fer_app.recognizer import EmotionRecognizer
 from fer_app.scenes import background
 from tests.app_support import findable_faces, matched_boxes, random_model_file, scene_with_faces
 
