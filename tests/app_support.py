@@ -72,6 +72,11 @@ def scene_with_faces(faces: numpy.ndarray, size=(480, 640), seed: int = 0):
     return paste_faces(faces, size=size, side=SIDE, seed=seed)
 
 
+def probabilities_of(faces: list[dict]) -> numpy.ndarray:
+    """The "probabilities" of recognizer results (one dict per face) as an array (faces, K)."""
+    return numpy.array([list(face["probabilities"].values()) for face in faces])
+
+
 def random_model_file(folder) -> str:
     """A randomly initialized DEFAULT_ARCH model saved like a trained one (for plumbing tests)."""
     path = os.path.join(str(folder), "random_model.npz")

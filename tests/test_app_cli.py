@@ -13,7 +13,8 @@ from fer_app import predict, video
 from fer_app.data import EMOTIONS
 from fer_app.recognizer import EmotionRecognizer
 from fer_app.scenes import background
-from tests.app_support import findable_faces, matched_boxes, random_model_file, scene_with_faces
+from tests.app_support import (findable_faces, matched_boxes, probabilities_of, random_model_file,
+                                scene_with_faces)
 
 
 @pytest.fixture(scope="module")
@@ -41,10 +42,6 @@ def test_predict_json_maps_each_path_to_its_faces(model_path, pictures, capsys):
     assert result[empty] == []
     assert matched_boxes([face["box"] for face in result[with_faces]], boxes) == 2
     assert all(face["emotion"] in EMOTIONS for face in result[with_faces])
-
-
-def probabilities_of(faces: list[dict]) -> numpy.ndarray:
-    return numpy.array([list(face["probabilities"].values()) for face in faces])  # (faces, 7)
 
 
 def test_predict_uses_tta_unless_told_not_to(model_path, pictures, capsys):

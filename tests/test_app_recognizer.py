@@ -11,7 +11,7 @@ from fer_app import EmotionRecognizer
 from fer_app.data import EMOTIONS
 from fer_app.faces import crop_faces
 from fer_app.scenes import background, iou
-from tests.app_support import (findable_faces, matched_boxes, public_test_faces,
+from tests.app_support import (findable_faces, matched_boxes, probabilities_of, public_test_faces,
                                random_model_file, scene_with_faces, shipped_model_or_skip)
 
 
@@ -127,7 +127,7 @@ def test_tta_option_reaches_the_classifier(recognizer, tmp_path):
     faces, _ = findable_faces(2)
     with_tta = EmotionRecognizer(model=random_model_file(tmp_path), tta=True)
     expected = with_tta.classifier.predict_proba(faces, tta=True)  # (2, 7)
-    got = numpy.array([list(face["probabilities"].values()) for face in with_tta.classify(faces)])
+    got = probabilities_of(with_tta.classify(faces))
     numpy.testing.assert_allclose(got, expected, atol=1e-6)
-    plain = numpy.array([list(face["probabilities"].values()) for face in recognizer.classify(faces)])
+    plain = probabilities_of(recognizer.classify(faces))
     assert numpy.abs(plain - got).max() > 1e-4
