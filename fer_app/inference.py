@@ -103,8 +103,13 @@ class Classifier:
         """
         if not tta:
             return softmax(self.predict_logits(faces))
+        return self.predict_proba_views(faces).mean(axis=0)
+
+    def predict_proba_views(self, faces: np.ndarray) -> np.ndarray:
+        """Class probabilities of each of the :func:`tta_views`: (10, N, K) float32 for
+        faces (N, 48, 48). Entry 0 is the plain pass (the faces as they are)."""
         views = tta_views(np.asarray(faces))
-        return np.mean([softmax(self.predict_logits(view)) for view in views], axis=0)
+        return np.stack([softmax(self.predict_logits(view)) for view in views])
 
     def predict(self, faces: np.ndarray, tta: bool = False) -> np.ndarray:
         """Predicted class indices (N,) int64."""

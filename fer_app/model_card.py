@@ -30,7 +30,8 @@ import numpy as np
 from . import plots
 from .data import DataError, find_data, select_split
 from .ensemble import combine
-from .evaluate import dataset_for, evaluate
+from .evaluate import dataset_for
+from .metrics import classification_report
 from .inference import DEFAULT_MODEL, ModelFileError, load_classifier
 from .models.ensemble import Ensemble
 from .models.summary import summarize
@@ -174,7 +175,9 @@ def make_card(model: str, runs: list[str], data: str | None, split: str, out: st
     if len(member_metadata) != len(runs):
         raise ValueError(f"the model has {len(member_metadata)} network(s) but {len(runs)} run(s) were given")
     ds = select_split(dataset_for(classifier, find_data(data)), split)
-    plain, tta = evaluate(classifier, ds), evaluate(classifier, ds, tta=True)
+    view_probabilities = classifier.predict_proba_views(ds.images)  # (10, N, K); [0] is the plain pass
+    plain = classification_report(ds.labels, view_probabilities[0].argmax(axis=1), ds.class_names)
+    tta = classification_report(ds.labels, view_probabilities.mean(axis=0).argmax(axis=1), ds.class_names)
     os.makedirs(out, exist_ok=True)
     plots.plot_confusion_matrix(np.array(tta["confusion_matrix"]), ds.class_names,
                                 os.path.join(out, "confusion_matrix.png"),

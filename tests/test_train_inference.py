@@ -44,6 +44,17 @@ def test_batched_prediction_equals_one_pass_and_leaves_training_mode_alone():
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
 
 
+def test_view_probabilities_hold_the_plain_pass_and_average_to_tta():
+    classifier = make_classifier()
+    faces = np.random.default_rng(2).integers(0, 256, (5, 48, 48)).astype(np.uint8)
+    views = classifier.predict_proba_views(faces)  # (10, 5, 7)
+    assert views.shape == (10, 5, 7)
+    np.testing.assert_allclose(views[0], classifier.predict_proba(faces), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(views[5], classifier.predict_proba(faces[:, :, ::-1]), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(views.mean(axis=0), classifier.predict_proba(faces, tta=True),
+                               rtol=1e-5, atol=1e-7)
+
+
 def test_wrong_face_shape_is_a_clear_error():
     with pytest.raises(ValueError, match=r"\(N, 48, 48\)"):
         make_classifier().predict_logits(np.zeros((2, 32, 32), np.uint8))
