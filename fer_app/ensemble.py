@@ -66,6 +66,33 @@ def combine(paths: list[str], out: str, float16: bool = False) -> dict:
     return metadata
 
 
+def stored_bytes(state: dict, float16: bool = False) -> int:
+    """Bytes a model's arrays take once stored (floating-point ones as float16 if ``float16``)."""
+    return sum((half(value) if float16 else value).nbytes for value in state.values())
+
+
+def choose_within_budget(paths: list[str], budget_bytes: int, float16: bool = False) -> list[str]:
+    """The rule that picks an ensemble's members without trying subsets on validation data:
+    the model files ranked by their own validation accuracy (the figure that already chose
+    each one's epoch), best first; each is taken if its arrays still fit in ``budget_bytes``
+    together with those taken before it. Returns the chosen paths in rank order."""
+    candidates = []  # (validation accuracy, bytes, path)
+    for path in paths:
+        state, metadata = read_model_file(path)
+        if "val" not in metadata:
+            raise ModelFileError(f"{path}: has no validation accuracy to rank it by")
+        candidates.append((float(metadata["val"]["val_acc"]), stored_bytes(state, float16), path))
+    candidates.sort(key=lambda candidate: candidate[0], reverse=True)
+    chosen, used = [], 0
+    for _, size, path in candidates:
+        if used + size <= budget_bytes:
+            chosen.append(path)
+            used += size
+    if not chosen:
+        raise ModelFileError(f"no model fits in {budget_bytes:,} bytes")
+    return chosen
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fer_app.ensemble", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

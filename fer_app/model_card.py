@@ -2,12 +2,14 @@
 
     python -m fer_app.model_card --run runs/vgg_fer_long --ship --readme README.md
     python -m fer_app.model_card --run runs/a runs/b --ship --readme README.md   # an ensemble
+    python -m fer_app.model_card --run runs/* --ship --float16 --budget-mb 20   # chosen by a rule
 
 ``--ship`` copies ``RUN/model.npz`` (the epoch with the best PublicTest accuracy)
 to ``fer_app/weights/default.npz``; given several runs, it ships the ensemble of their
-models instead (fer_app/ensemble.py). Then the shipped model (or ``--model FILE``) is
-evaluated on the validation split with and without test-time augmentation, and the
-card is written to ``docs/model_card/``: ``model_card.md``, ``model_card.json``,
+models instead (fer_app/ensemble.py); with ``--budget-mb``, of the runs only those that
+``fer_app.ensemble.choose_within_budget`` takes (best own accuracy first, while they fit).
+Then the shipped model (or ``--model FILE``) is evaluated on the validation split with
+and without test-time augmentation, and the card is written to ``docs/model_card/``: ``model_card.md``, ``model_card.json``,
 ``confusion_matrix.png`` (TTA) and ``curves_<run>.png`` per run (from ``RUN/history.csv``).
 ``--readme`` also replaces the part of the README between the
 ``<!-- MODEL-CARD -->`` markers with the card, so its numbers always come from
@@ -29,7 +31,7 @@ import numpy as np
 
 from . import plots
 from .data import DataError, find_data, select_split
-from .ensemble import combine
+from .ensemble import choose_within_budget, combine
 from .evaluate import dataset_for
 from .metrics import classification_report
 from .inference import DEFAULT_MODEL, ModelFileError, load_classifier
@@ -93,6 +95,13 @@ def card_markdown(card: dict) -> str:
         "",
         f"Made by `{card['command']}` (this section is written by that command).",
         "",
+    ]
+    if "budget_mb" in card:
+        lines += [f"Its networks were chosen from {len(card['candidates'])} training runs by a rule, "
+                  "not by trying subsets: ranked by their own PublicTest accuracy, each taken while "
+                  f"the weights fit in {card['budget_mb']:g} MB (`fer_app.ensemble.choose_within_budget`).",
+                  ""]
+    lines += [
         "| | |",
         "|---|---|",
         f"| architecture | {architecture_line(card)} |",
@@ -128,7 +137,8 @@ def card_markdown(card: dict) -> str:
               for member in card["members"]]
     lines += [
         "",
-        "PublicTest chose the epoch only; the PrivateTest split was never seen. "
+        "PublicTest chose each network's epoch (and ranked the networks for the size rule) only; "
+        "the PrivateTest split was never seen. "
         "`python -m fer_app.evaluate --model default --split PublicTest --json` "
         "reproduces the TTA figures (`--no-tta` the plain ones).",
         MARKER,
@@ -212,6 +222,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="ship RUN/model.npz (or the ensemble of the runs' models) first")
     parser.add_argument("--float16", action="store_true",
                         help="with --ship and several runs: store the ensemble's weights as float16")
+    parser.add_argument("--budget-mb", type=float,
+                        help="with --ship: the runs are candidates; ship those the rule in "
+                             "fer_app.ensemble.choose_within_budget takes (ranked by their own "
+                             "validation accuracy, each taken while the weights fit in this many "
+                             "MB, 1 MB = 10^6 bytes)")
     parser.add_argument("--model", default="default",
                         help="model to describe: 'default' (the shipped one) or a model file")
     parser.add_argument("--data", help="FER-2013 file (default: searched)")
@@ -219,14 +234,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=os.path.join("docs", "model_card"), help="folder for the card")
     parser.add_argument("--readme", help="README whose MODEL-CARD section to replace")
     args = parser.parse_args(argv)
+    if args.budget_mb is not None and not args.ship:
+        parser.error("--budget-mb chooses what to ship: give --ship too")
     try:
+        runs = args.run
+        if args.budget_mb is not None:
+            models = choose_within_budget([os.path.join(run, "model.npz") for run in runs],
+                                          int(args.budget_mb * 1e6), args.float16)
+            runs = [os.path.dirname(model) for model in models]
+            print(f"chosen within {args.budget_mb:g} MB: {' '.join(runs)}", file=sys.stderr)
         if args.ship:
-            ship([os.path.join(run, "model.npz") for run in args.run], args.float16)
-        card = make_card(args.model, args.run, args.data, args.split, args.out)
+            ship([os.path.join(run, "model.npz") for run in runs], args.float16)
+        card = make_card(args.model, runs, args.data, args.split, args.out)
     except (ModelFileError, DataError, OSError, KeyError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     card["command"] = "python -m fer_app.model_card " + " ".join(argv if argv is not None else sys.argv[1:])
+    if args.budget_mb is not None:
+        card.update(budget_mb=args.budget_mb, candidates=args.run)
     markdown = card_markdown(card)
     with open(os.path.join(args.out, "model_card.md"), "w", encoding="utf-8") as file:
         file.write(markdown + "\n")

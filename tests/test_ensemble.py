@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import pytest
 
 import tinycnn
 from fer_app import ensemble, evaluate
@@ -85,3 +86,25 @@ def test_members_must_agree_on_classes(tmp_path, capsys):
         assert "not found" in str(error)
     else:
         raise AssertionError("a missing member file must raise ModelFileError")
+
+
+def fake_model_file(path, accuracy: float, n_weights: int) -> str:
+    """A model file holding n_weights float32 weights whose own validation accuracy is accuracy."""
+    metadata = {"arch": "vgg_fer", "num_classes": 7, "class_names": list("abcdefg"),
+                "normalization": {"mode": "per_image"}, "val": {"val_acc": accuracy}}
+    tinycnn.save({"w": np.zeros(n_weights, np.float32), "steps": np.zeros(1, np.int64)}, str(path), metadata)
+    return str(path)
+
+
+def test_budget_rule_takes_the_most_accurate_models_that_still_fit(tmp_path):
+    big = fake_model_file(tmp_path / "big.npz", 0.66, 1000)      # 4,008 bytes (2,008 as float16)
+    best = fake_model_file(tmp_path / "best.npz", 0.67, 500)     # 2,008 bytes (1,008)
+    small = fake_model_file(tmp_path / "small.npz", 0.64, 250)   # 1,008 bytes (508)
+    worst = fake_model_file(tmp_path / "worst.npz", 0.60, 250)
+    paths = [small, worst, big, best]
+    assert ensemble.choose_within_budget(paths, 6_016) == [best, big]
+    # big no longer fits after best: it is passed over, and the smaller ones are taken
+    assert ensemble.choose_within_budget(paths, 5_000) == [best, small, worst]
+    assert ensemble.choose_within_budget(paths, 3_016, float16=True) == [best, big]
+    with pytest.raises(ModelFileError, match="no model fits"):
+        ensemble.choose_within_budget(paths, 1_000)

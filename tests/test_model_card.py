@@ -4,7 +4,9 @@ from __future__ import annotations
 import json
 import os
 
-from fer_app import model_card, train
+import pytest
+
+from fer_app import ensemble, model_card, train
 from fer_app.evaluate import dataset_for, evaluate
 from fer_app.inference import load_classifier
 from fer_app.data import select_split
@@ -27,6 +29,8 @@ def test_card_reports_the_models_measured_scores(tmp_path):
     classifier = load_classifier(model, "numpy")
     expected = evaluate(classifier, select_split(dataset_for(classifier, str(data)), "PublicTest"))
     assert card["plain"]["accuracy"] == expected["accuracy"]
+    expected_tta = evaluate(classifier, select_split(dataset_for(classifier, str(data)), "PublicTest"), tta=True)
+    assert card["tta"]["confusion_matrix"] == expected_tta["confusion_matrix"]
     assert card["members"][0]["epochs_run"] == 2
     assert card["parameters"] == classifier.model.num_parameters()
     for name in ("confusion_matrix.png", "curves_run.png", "model_card.md"):
@@ -62,6 +66,33 @@ def test_card_of_an_ensemble_sums_its_networks(tmp_path, monkeypatch):
     # the number of runs must match the model's networks
     assert model_card.main(["--run", runs[0], "--model", str(shipped), "--data", str(data),
                             "--out", str(out)]) == 1
+
+
+def test_budget_ships_the_runs_the_rule_chooses(tmp_path, monkeypatch):
+    data = write_fer_csv(tmp_path / "tiny.csv", {"Training": 48, "PublicTest": 16})
+    runs = [train_tiny_run(tmp_path / name, data, "--seed", seed)
+            for name, seed in (("a", "0"), ("b", "1"), ("c", "2"))]
+    models = [os.path.join(run, "model.npz") for run in runs]
+    one_model_mb = os.path.getsize(models[0]) / 1e6  # the three runs have the same architecture
+    shipped = tmp_path / "weights" / "default.npz"
+    monkeypatch.setattr(model_card, "DEFAULT_MODEL", str(shipped))
+    out = tmp_path / "card"
+    assert model_card.main(["--run", *runs, "--ship", "--budget-mb", f"{2.5 * one_model_mb:.6f}",
+                            "--model", str(shipped), "--data", str(data), "--out", str(out)]) == 0
+
+    chosen = ensemble.choose_within_budget(models, int(2.5 * one_model_mb * 1e6))
+    assert len(chosen) == 2
+    assert [member["source"] for member in load_classifier(str(shipped), "numpy").metadata["members"]] == chosen
+    card = json.loads((out / "model_card.json").read_text())
+    assert [member["run"] for member in card["members"]] == [os.path.basename(os.path.dirname(m)) for m in chosen]
+    assert card["candidates"] == runs
+    assert "chosen from 3 training runs by a rule" in (out / "model_card.md").read_text()
+
+
+def test_budget_without_ship_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        model_card.main(["--run", "runs/a", "--budget-mb", "20"])
+    assert "--ship" in capsys.readouterr().err
 
 
 def test_train_command_reproduces_the_recipe():
