@@ -145,6 +145,8 @@ def check_settings(settings: dict) -> None:
     for key in positive:
         if not settings[key] > 0:
             raise TrainError(f"--{key.replace('_', '-')} must be positive, got {settings[key]}")
+    if settings["batch_size"] < 2:
+        raise TrainError("--batch-size must be at least 2: batch norm needs more than one image per batch")
     if settings["mixup"] < 0:
         raise TrainError(f"--mixup must be >= 0, got {settings['mixup']}")
     if not 0.0 <= settings["label_smoothing"] < 1.0:
@@ -266,7 +268,7 @@ def start_run(args: argparse.Namespace) -> Run:
     tinycnn.manual_seed(settings["seed"])
     model = build_model(settings["arch"], len(train.class_names))
     optimizer = build_optimizer(model, settings)
-    scheduler = build_scheduler(optimizer, settings, math.ceil(len(train) / settings["batch_size"]))
+    scheduler = build_scheduler(optimizer, settings, len(batch_bounds(len(train), settings["batch_size"])))
     class_weight = (balanced_class_weight(train.labels, len(train.class_names))
                     if settings["class_weight"] == "balanced" else None)
     run = Run(settings, args.out, train, val, model, optimizer, scheduler,
@@ -296,6 +298,15 @@ def resync_learning_rate(scheduler) -> None:
 
 
 # --- one epoch ------------------------------------------------------------------------
+def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
+    """(first, stop) of each batch of an epoch of n rows. A last batch of a single row
+    would give batch norm one value per feature, so that row joins the batch before it."""
+    bounds = [(first, min(first + batch_size, n)) for first in range(0, n, batch_size)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+        bounds[-2:] = [(bounds[-2][0], n)]
+    return bounds
+
+
 def train_epoch(run: Run, epoch: int) -> dict:
     """One pass over the shuffled training set. Returns train_loss, train_acc,
     seconds and images_per_second; raises TrainError when the loss is not finite."""
@@ -304,10 +315,10 @@ def train_epoch(run: Run, epoch: int) -> dict:
     batch_size, smoothing = run.settings["batch_size"], run.settings["label_smoothing"]
     total_loss = correct = seen = 0
     start = time.perf_counter()
-    bar = tqdm(range(0, len(order), batch_size), desc=f"epoch {epoch}/{run.settings['epochs']}",
+    bar = tqdm(batch_bounds(len(order), batch_size), desc=f"epoch {epoch}/{run.settings['epochs']}",
                unit="batch", leave=False, dynamic_ncols=True)
-    for first in bar:
-        rows = order[first:first + batch_size]
+    for first, stop in bar:
+        rows = order[first:stop]
         images = augment_batch(run.train.images[rows], run.augment, run.rng)  # (B, 48, 48) float32
         x = run.normalizer.apply(images)                                        # (B, 1, 48, 48)
         labels = run.train.labels[rows]                                         # (B,)

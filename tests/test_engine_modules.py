@@ -156,6 +156,15 @@ def test_assigning_to_parameters_and_buffers_keeps_them_registered():
     numpy.testing.assert_array_equal(layer.state_dict()["running_mean"], [2.0, 2.0, 2.0])
 
 
+def test_batch_norm_in_training_refuses_one_value_per_channel():
+    with pytest.raises(ValueError, match="more than one value per channel"):
+        nn.BatchNorm1d(3)(Tensor(numpy.ones((1, 3), numpy.float32)))
+    nn.BatchNorm2d(3)(Tensor(numpy.ones((1, 3, 2, 1), numpy.float32)))  # 2 values per channel: fine
+    layer = nn.BatchNorm1d(3)
+    layer.eval()
+    assert layer(Tensor(numpy.ones((1, 3), numpy.float32))).shape == (1, 3)  # running statistics
+
+
 def test_saved_file_is_readable_by_others(tmp_path):
     path = tmp_path / "model.npz"
     tinycnn.save(small_model().state_dict(), str(path))

@@ -2,12 +2,15 @@
 mixup and schedules."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
 import tinycnn
 from fer_app import train
 from tinycnn import optim
+from tests.train_samples import train_tiny_run, write_fer_csv
 
 
 def settings_for(argv: list[str], saved: dict | None = None) -> dict:
@@ -26,6 +29,8 @@ def test_settings_come_from_defaults_then_checkpoint_then_command_line():
 def test_bad_settings_are_train_errors():
     with pytest.raises(train.TrainError, match="--batch-size must be positive"):
         settings_for(["--batch-size", "0"])
+    with pytest.raises(train.TrainError, match="--batch-size must be at least 2"):
+        settings_for(["--batch-size", "1"])
     with pytest.raises(train.TrainError, match="--label-smoothing"):
         settings_for(["--label-smoothing", "1.5"])
     with pytest.raises(train.TrainError, match="augmentation"):
@@ -67,3 +72,16 @@ def test_each_schedule_name_builds_its_scheduler(name, kind):
     assert isinstance(scheduler, kind)
     if name == "onecycle":
         assert scheduler.total_steps == 60
+
+
+def test_a_last_batch_of_one_row_joins_the_batch_before_it():
+    assert train.batch_bounds(10, 4) == [(0, 4), (4, 8), (8, 10)]
+    assert train.batch_bounds(9, 4) == [(0, 4), (4, 9)]
+    assert train.batch_bounds(8, 4) == [(0, 4), (4, 8)]
+    assert train.batch_bounds(1, 4) == [(0, 1)]
+
+
+def test_training_set_one_row_over_whole_batches_trains(tmp_path):
+    data = write_fer_csv(tmp_path / "tiny.csv", {"Training": 33, "PublicTest": 8})  # 33 = 2 * 16 + 1
+    run = train_tiny_run(tmp_path / "run", data, "--arch", "vgg_fer")  # vgg_fer has batch norm
+    assert os.path.exists(os.path.join(run, "model.npz"))

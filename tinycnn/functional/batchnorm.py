@@ -41,10 +41,13 @@ def batch_norm(x: Tensor, running_mean, running_var, weight: Tensor, bias: Tenso
     if x.ndim not in (2, 4) or x.shape[1] != weight.shape[0]:
         raise ValueError(f"batch_norm expects (N, {weight.shape[0]}) or (N, {weight.shape[0]}, H, W), got {x.shape}")
     if training:
+        count = x.size // x.shape[1]                   # values per channel
+        if count < 2:
+            raise ValueError(f"batch_norm in training needs more than one value per channel, "
+                             f"got input of shape {x.shape}")
         function = BatchNormTrain(eps)
         y = function(x, weight, bias)
-        count = x.size // x.shape[1]
-        unbiased = function.var * (count / max(count - 1, 1))
+        unbiased = function.var * (count / (count - 1))
         running_mean *= 1 - momentum
         running_mean += momentum * function.mean
         running_var *= 1 - momentum
