@@ -28,10 +28,10 @@ class EmotionRecognizer:
     model: "default" (the shipped fer_app/weights/default.npz) or a path to a model file.
     backend: tinycnn backend for the network: "numpy" (default), "numba", "cupy", or
         None for inference.load_classifier's choice. "numpy" because a frame holds only
-        1-4 faces: for such small batches the reference kernels (BLAS matmuls) are about
-        as fast as the Numba ones on a quiet machine (14.4 vs 11.3 ms for one face with
-        the shipped four-network model, benchmarks/results/app_speed.md) and were much
-        faster when other jobs shared the cores (14 vs 30 ms for one network).
+        1-4 faces: for such small batches the reference kernels (BLAS matmuls) are a
+        little slower than the Numba ones on a quiet machine (18.5 vs 14.5 ms for one face
+        with the shipped three-network model, benchmarks/results/app_speed.md) but were
+        much faster when other jobs shared the cores (14 vs 30 ms for one network).
     min_face_size: smallest face side in pixels that is reported.
     margin: each face box grows by this fraction of its side on every side before
         it is cut out. 0.0 by default: on real FER-2013 faces pasted into larger
