@@ -9,8 +9,9 @@ to ``fer_app/weights/default.npz``; given several runs, it ships the ensemble of
 models instead (fer_app/ensemble.py); with ``--budget-mb``, of the runs only those that
 ``fer_app.ensemble.choose_within_budget`` takes (best own accuracy first, while they fit).
 Then the shipped model (or ``--model FILE``) is evaluated on the validation split with
-and without test-time augmentation, and the card is written to ``docs/model_card/``: ``model_card.md``, ``model_card.json``,
-``confusion_matrix.png`` (TTA) and ``curves_<run>.png`` per run (from ``RUN/history.csv``).
+and without test-time augmentation, and the card is written to ``docs/model_card/``:
+``model_card.md``, ``model_card.json``, ``confusion_matrix.png`` (TTA) and
+``curves_<run>.png`` per run (from ``RUN/history.csv``).
 ``--readme`` also replaces the part of the README between the
 ``<!-- MODEL-CARD -->`` markers with the card, so its numbers always come from
 this command.
@@ -33,8 +34,8 @@ from . import plots
 from .data import DataError, find_data, select_split
 from .ensemble import choose_within_budget, combine
 from .evaluate import dataset_for
-from .metrics import classification_report
 from .inference import DEFAULT_MODEL, ModelFileError, load_classifier
+from .metrics import classification_report
 from .models.ensemble import Ensemble
 from .models.summary import summarize
 from .train import DEFAULTS
