@@ -24,9 +24,10 @@ import tinycnn
 from .inference import ModelFileError, read_model_file
 
 
-def half(array: np.ndarray) -> np.ndarray:
-    """A floating-point array rounded to float16; other arrays (counters) unchanged."""
-    return array.astype(np.float16) if array.dtype.kind == "f" else array
+def as_stored(array: np.ndarray, float16: bool) -> np.ndarray:
+    """The array as an ensemble file stores it: floating-point arrays rounded to float16 if
+    ``float16``; other arrays (counters) unchanged."""
+    return array.astype(np.float16) if float16 and array.dtype.kind == "f" else array
 
 
 def shared_facts(metadata: dict) -> dict:
@@ -54,7 +55,7 @@ def combine(paths: list[str], out: str, float16: bool = False) -> dict:
             if value != first[key]:
                 raise ModelFileError(f"{path}: its {key} ({value}) differs from "
                                      f"{paths[0]}'s ({first[key]})")
-        state.update({f"member{i}.{name}": half(value) if float16 else value
+        state.update({f"member{i}.{name}": as_stored(value, float16)
                       for name, value in member_state.items()})
         members.append({"arch": metadata["arch"], "source": path,
                         **{key: metadata[key] for key in ("settings", "epoch", "val") if key in metadata}})
@@ -68,7 +69,7 @@ def combine(paths: list[str], out: str, float16: bool = False) -> dict:
 
 def stored_bytes(state: dict, float16: bool = False) -> int:
     """Bytes a model's arrays take once stored (floating-point ones as float16 if ``float16``)."""
-    return sum((half(value) if float16 else value).nbytes for value in state.values())
+    return sum(as_stored(value, float16).nbytes for value in state.values())
 
 
 def choose_within_budget(paths: list[str], budget_bytes: int, float16: bool = False) -> list[str]:
