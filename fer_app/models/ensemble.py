@@ -9,10 +9,12 @@ so the mean of their probabilities is right more often than either one. The outp
 is the log of that mean, so ``softmax(out)`` is the mean probability itself and the
 code that reads logits (argmax, softmax, TTA) works unchanged. Each member's
 weights are registered under ``member<i>.``, so a state_dict holds them all.
+``ensemble.fuse()`` is the inference-only form: every member fused (``tinycnn.fuse``).
 """
 from __future__ import annotations
 
-from tinycnn import Tensor, nn
+import tinycnn
+from tinycnn import Tensor, backend, nn
 from tinycnn import functional as F
 
 
@@ -33,3 +35,25 @@ class Ensemble(nn.Module):
         for p in probabilities[1:]:
             mean = mean + p
         return (mean / len(self.members)).log()
+
+    def fuse(self) -> "FusedEnsemble":
+        """The inference-only form: each member fused with ``tinycnn.fuse``."""
+        return FusedEnsemble([tinycnn.fuse(member) for member in self.members])
+
+
+class FusedEnsemble:
+    """:class:`Ensemble`'s forward on arrays: x (N, 1, 48, 48) -> log of the mean probability (N, K)."""
+
+    def __init__(self, members: list):
+        self.members = members
+
+    def __call__(self, x):
+        mean = sum(_softmax(member(x)) for member in self.members) / len(self.members)
+        return backend.of(mean).xp.log(mean)
+
+
+def _softmax(logits):
+    """Row-wise softmax of logits (N, K), on the logits' backend."""
+    xp = backend.of(logits).xp
+    exp = xp.exp(logits - logits.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)

@@ -36,14 +36,19 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None,
     ``padding`` is a number, a (ph, pw) pair, or ``"same"`` (stride 1 and odd
     kernels: output size = input size).
     """
-    kh, kw = weight.shape[2], weight.shape[3]
     stride = pair(stride)
-    if padding == "same":
-        if stride != (1, 1) or kh % 2 == 0 or kw % 2 == 0:
-            raise ValueError("padding='same' needs stride 1 and an odd kernel size")
-        padding = (kh // 2, kw // 2)
-    padding = pair(padding)
+    padding = conv_padding(padding, weight.shape[2:], stride)
     if x.ndim != 4 or x.shape[1] != weight.shape[1]:
         raise ValueError(f"conv2d expects x of shape (N, {weight.shape[1]}, H, W), got {x.shape}")
     function = Conv2d(stride, padding)
     return function(x, weight) if bias is None else function(x, weight, bias)
+
+
+def conv_padding(padding, kernel, stride: tuple[int, int]) -> tuple[int, int]:
+    """(ph, pw) for a number, a pair, or ``"same"`` (stride 1, odd kernel (KH, KW): pad KH//2, KW//2)."""
+    kh, kw = kernel
+    if padding == "same":
+        if stride != (1, 1) or kh % 2 == 0 or kw % 2 == 0:
+            raise ValueError("padding='same' needs stride 1 and an odd kernel size")
+        return (kh // 2, kw // 2)
+    return pair(padding)

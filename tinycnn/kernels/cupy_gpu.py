@@ -34,11 +34,12 @@ import math
 
 from ..backend import of
 from . import reference
-from .reference import batch_norm_backward, batch_norm_forward, col2im, im2col, relu_forward
+from .reference import (batch_norm_backward, batch_norm_forward, col2im, im2col, prepare_conv2d,
+                        relu_forward)
 
 __all__ = ["conv2d_forward", "conv2d_backward", "max_pool2d_forward", "max_pool2d_backward",
            "batch_norm_forward", "batch_norm_backward", "relu_forward", "relu_backward",
-           "adam_step"]
+           "adam_step", "prepare_conv2d", "conv2d_inference"]
 
 
 # --- convolution ------------------------------------------------------------
@@ -127,6 +128,18 @@ def max_pool2d_backward(dy, x_shape, saved, kernel, stride, pad):
     dx = xp.zeros(x_shape, dtype=dy.dtype)
     dx[:, :, :oh * kh, :ow * kw] = dtiles
     return dx
+
+
+def conv2d_inference(x, prepared, relu: bool, pool: bool):
+    """maxpool_2x2(relu(conv(x, w) + b)) as ``reference.conv2d_inference``, with this
+    module's batched-product convolution and window-reshape pooling."""
+    w, b, stride, pad = prepared
+    y, _ = conv2d_forward(x, w, b, stride, pad)
+    if relu:
+        y = relu_forward(y)
+    if pool:
+        y, _ = max_pool2d_forward(y, (2, 2), (2, 2), (0, 0))
+    return y
 
 
 # --- fused elementwise updates ----------------------------------------------------

@@ -8,6 +8,8 @@ Which fast path each op takes (each is tested against ``reference.py``):
     max_pool2d   one pass with stored arg-max, 2x2/2 written out (``numba_pool.py``)
     batch_norm   per-channel one-pass statistics, xhat recomputed in backward (``numba_batchnorm.py``)
     relu, adam   flat parallel loops; Adam fused into one pass (``numba_elementwise.py``)
+    inference    conv + bias + ReLU + 2x2 max-pool with prepared weights and kept buffers
+                 (``numba_inference.py``, what ``tinycnn.fuse`` runs)
 
 Matrix products go to NumPy's BLAS. Arrays are made contiguous on the way in,
 so each kernel compiles once per dtype (float32, float64); ``cache=True`` keeps
@@ -35,6 +37,7 @@ import numpy  # noqa: E402
 
 from . import numba_batchnorm, numba_elementwise, numba_im2col, numba_pool, winograd  # noqa: E402
 from .blas_threads import set_blas_threads  # noqa: E402
+from .numba_inference import conv2d_inference, prepare_conv2d  # noqa: E402,F401
 from .reference import output_size  # noqa: E402
 
 if "OPENBLAS_NUM_THREADS" not in os.environ:

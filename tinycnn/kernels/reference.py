@@ -193,3 +193,28 @@ def adam_step(p, g, m, v, lr, beta1, beta2, eps, step, weight_decay, decoupled):
     m_hat = m / (1 - beta1 ** step)
     v_hat = v / (1 - beta2 ** step)
     p -= lr * m_hat / (xp.sqrt(v_hat) + eps)
+
+
+# --- inference: convolution + bias + ReLU + 2x2 max-pool (tinycnn/fuse.py) ----------
+def prepare_conv2d(w, b, stride, pad):
+    """What :func:`conv2d_inference` needs of one layer, computed once when a model is fused.
+
+    Here that is the weights and geometry as they are; the faster kernel sets keep
+    transformed weights and reusable buffers in it.
+    """
+    return (w, b, stride, pad)
+
+
+def conv2d_inference(x, prepared, relu: bool, pool: bool):
+    """y = maxpool_2x2(relu(conv(x, w) + b)), the ReLU and the pooling each optional.
+
+    x (N, C, H, W) -> y (N, O, OH, OW), or (N, O, OH // 2, OW // 2) with ``pool``.
+    (ReLU and max-pooling commute: both are monotonic.)
+    """
+    w, b, stride, pad = prepared
+    y, _ = conv2d_forward(x, w, b, stride, pad)
+    if relu:
+        y = relu_forward(y)
+    if pool:
+        y, _ = max_pool2d_forward(y, (2, 2), (2, 2), (0, 0))
+    return y

@@ -54,7 +54,8 @@ def tile_size(r: int, oh: int, ow: int) -> int:
     return min(TILE_SIZES, key=lambda m: (multiplications(m), m))
 
 
-def _matrices(m, r, dtype):
+def matrices(m, r, dtype):
+    """[AT, G, BT] of F(m, r) in ``dtype``."""
     return [a.astype(dtype) for a in winograd_matrices(m, r, POINTS[(m, r)])]
 
 
@@ -136,7 +137,7 @@ def from_tiles(tiles, right, m, th, tw, crop_h, crop_w, bias, out):
                     out[n, c, h, x] = buf[crop_h + h, crop_w + x, n] + bias[c]
 
 
-def _plan(x_shape, w_shape, pad):
+def plan(x_shape, w_shape, pad):
     """Tile size m, output size, tile grid, and images per chunk (equal chunks under the budget)."""
     n, c, h, w = x_shape
     o, _, r, _ = w_shape
@@ -148,6 +149,13 @@ def _plan(x_shape, w_shape, pad):
     return m, oh, ow, th, tw, max(1, -(-n // n_chunks))        # >= 1 even for an empty batch
 
 
+def transformed_weights(w, m: int):
+    """U = G w G^T for every (o, c): w (O, C, r, r) -> U (alpha^2, O, C), as one product with kron(G, G)."""
+    o, c, r, _ = w.shape
+    _, g, _ = matrices(m, r, w.dtype)
+    return (numpy.kron(g, g) @ w.reshape(o * c, r * r).T).reshape((m + r - 1) ** 2, o, c)
+
+
 def conv2d_forward(x, w, b, pad):
     """x (N, C, H, W), w (O, C, r, r), b (O,) or None -> (y (N, O, OH, OW), saved).
 
@@ -155,10 +163,10 @@ def conv2d_forward(x, w, b, pad):
     """
     n = x.shape[0]
     o, c, r, _ = w.shape
-    m, oh, ow, th, tw, chunk = _plan(x.shape, w.shape, pad)
-    at, g, bt = _matrices(m, r, x.dtype)
+    m, oh, ow, th, tw, chunk = plan(x.shape, w.shape, pad)
+    at, g, bt = matrices(m, r, x.dtype)
     alpha2 = (m + r - 1) ** 2
-    u = (numpy.kron(g, g) @ w.reshape(o * c, r * r).T).reshape(alpha2, o, c)
+    u = transformed_weights(w, m)
     bias = numpy.zeros(o, x.dtype) if b is None else b
     y = numpy.empty((n, o, oh, ow), dtype=x.dtype)
     scratch = numpy.empty(alpha2 * o * th * tw * chunk, dtype=x.dtype)   # one chunk's M
@@ -179,8 +187,8 @@ def conv2d_backward(dy, x, w, saved, pad):
     u, inputs = saved
     n, c = x.shape[:2]
     o, _, r, _ = w.shape
-    m, oh, ow, th, tw, chunk = _plan(x.shape, w.shape, pad)
-    at, g, bt = _matrices(m, r, x.dtype)
+    m, oh, ow, th, tw, chunk = plan(x.shape, w.shape, pad)
+    at, g, bt = matrices(m, r, x.dtype)
     alpha2 = (m + r - 1) ** 2
     out_adjoint, in_adjoint = numpy.ascontiguousarray(at.T), numpy.ascontiguousarray(bt.T)
     no_bias = numpy.zeros(c, x.dtype)

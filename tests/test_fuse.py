@@ -1,0 +1,170 @@
+"""tinycnn.fuse: the inference-only model gives the eval-mode model's outputs on every
+architecture, backend (numpy, numba, the CuPy stand-in) and batch size."""
+from __future__ import annotations
+
+import numpy
+import pytest
+
+import tinycnn
+from fer_app.models import ARCHITECTURES, build_model
+from fer_app.models.ensemble import Ensemble
+from tests.conftest import CPU_BACKENDS, using_backend
+from tests.fake_cupy import make_fake_cupy
+from tinycnn import backend, nn
+from tinycnn.backend import Backend
+from tinycnn.fuse import fold_batch_norm
+from tinycnn.kernels import cupy_gpu
+
+BATCH_SIZES = (1, 3, 8)   # numba: im2col below 4 images, Winograd from 4
+RTOL, ATOL = 1e-4, 1e-5
+
+
+def with_statistics(model: nn.Module, seed: int) -> nn.Module:
+    """``model`` in eval mode with random non-trivial batch-norm statistics and affine
+    weights, and random conv/dense biases (so that every fold has something to fold)."""
+    rng = numpy.random.default_rng(seed)
+    for layer in model.modules():
+        if isinstance(layer, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            c = layer.weight.shape[0]
+            layer.running_mean = rng.normal(0, 0.5, c).astype(numpy.float32)
+            layer.running_var = rng.uniform(0.3, 3.0, c).astype(numpy.float32)
+            layer.weight.data = rng.uniform(0.5, 1.5, c).astype(numpy.float32)
+            layer.bias.data = rng.normal(0, 0.3, c).astype(numpy.float32)
+    return model.eval()
+
+
+def faces(n: int, seed: int = 0, size: int = 48) -> numpy.ndarray:
+    return numpy.random.default_rng(seed).normal(size=(n, 1, size, size)).astype(numpy.float32)
+
+
+def unfused(model: nn.Module, x: numpy.ndarray) -> numpy.ndarray:
+    with tinycnn.no_grad():
+        return model(tinycnn.Tensor(x)).numpy()
+
+
+def every_layer_kind() -> nn.Sequential:
+    """What the app's models do not have: a conv without ReLU or BN, a 3x3 pool that does
+    not fuse, batch norm after pooling, a lone ReLU, a nested Sequential, odd sizes."""
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 3, padding=1), nn.MaxPool2d(2),            # 13 -> 6: pool fused, floor
+        nn.Sequential(nn.Conv2d(6, 8, 3, padding="same"), nn.BatchNorm2d(8)),
+        nn.MaxPool2d(3, stride=2, padding=1), nn.BatchNorm2d(8), nn.ReLU(),   # 6 -> 3
+        nn.Conv2d(8, 5, 3, padding=1, bias=False),                 # no bias, no ReLU, no pool
+        nn.Flatten(), nn.Dropout(0.5),
+        nn.Linear(5 * 3 * 3, 16, bias=False), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 4))
+
+
+@pytest.mark.parametrize("name", CPU_BACKENDS)
+@pytest.mark.parametrize("arch", list(ARCHITECTURES))
+def test_fused_equals_eval_mode_on_every_architecture(arch, name):
+    with using_backend(name):
+        tinycnn.manual_seed(1)
+        model = with_statistics(build_model(arch), seed=2)
+        fused = tinycnn.fuse(model)
+        for n in BATCH_SIZES:
+            x = faces(n, seed=n)
+            numpy.testing.assert_allclose(fused(x), unfused(model, x), rtol=RTOL, atol=ATOL,
+                                          err_msg=f"{arch} on {name}, batch {n}")
+
+
+@pytest.mark.parametrize("name", CPU_BACKENDS)
+def test_fused_equals_eval_mode_on_every_layer_kind(name):
+    with using_backend(name):
+        tinycnn.manual_seed(3)
+        model = with_statistics(every_layer_kind(), seed=4)
+        fused = tinycnn.fuse(model)
+        kinds = [type(step).__name__ for step in fused.steps]
+        assert kinds == ["ConvStep", "ConvStep", "KernelStep", "AffineStep", "KernelStep",
+                         "ConvStep", "FlattenStep", "LinearStep", "LinearStep"]
+        assert (fused.steps[0].pool, fused.steps[0].relu) == (True, False)
+        for n in BATCH_SIZES:
+            x = faces(n, seed=n, size=13)
+            numpy.testing.assert_allclose(fused(x), unfused(model, x), rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("name", CPU_BACKENDS)
+def test_fused_ensemble_equals_the_ensemble(name):
+    with using_backend(name):
+        tinycnn.manual_seed(5)
+        ensemble = with_statistics(Ensemble([build_model("vgg_fer"), build_model("seed004")]), 6)
+        fused = ensemble.fuse()
+        for n in BATCH_SIZES:
+            x = faces(n, seed=10 + n)
+            numpy.testing.assert_allclose(numpy.exp(fused(x)), numpy.exp(unfused(ensemble, x)),
+                                          rtol=RTOL, atol=ATOL)
+
+
+def test_folding_follows_the_formula():
+    """w' = w * s, b' = (b - mean) * s + beta with s = gamma / sqrt(var + eps)."""
+    with using_backend("numpy"):
+        conv = nn.Conv2d(3, 4, 3)
+        bn = with_statistics(nn.Sequential(nn.BatchNorm2d(4)), seed=7)[0]
+        w, b = fold_batch_norm(conv.weight.data, conv.bias.data, bn)
+    s = bn.weight.data / numpy.sqrt(bn.running_var + bn.eps)
+    numpy.testing.assert_allclose(w, conv.weight.data * s[:, None, None, None], rtol=1e-6)
+    numpy.testing.assert_allclose(b, (conv.bias.data - bn.running_mean) * s + bn.bias.data,
+                                  rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", CPU_BACKENDS)
+def test_outputs_are_not_overwritten_by_later_calls_and_the_model_is_untouched(name):
+    with using_backend(name):
+        model = with_statistics(build_model("vgg_fer"), seed=8)
+        before = model.state_dict()
+        fused = tinycnn.fuse(model)
+        first = fused(faces(2, seed=1))
+        kept = first.copy()
+        for n in (2, 5, 1, 2):          # the same and other shapes reuse or replace the buffers
+            fused(faces(n, seed=20 + n))
+        numpy.testing.assert_array_equal(first, kept)
+        numpy.testing.assert_allclose(fused(faces(2, seed=1)), kept, rtol=1e-6)
+        for key, value in model.state_dict().items():
+            numpy.testing.assert_array_equal(value, before[key], err_msg=key)
+
+
+def test_fuse_refuses_what_it_cannot_fuse():
+    with using_backend("numpy"):
+        with pytest.raises(TypeError, match="nn.Sequential"):
+            tinycnn.fuse(Ensemble([build_model("seed002")]))
+
+        class Square(nn.Module):
+            def forward(self, x):
+                return x * x
+
+        with pytest.raises(TypeError, match="Square"):
+            tinycnn.fuse(nn.Sequential(nn.Linear(3, 2), Square()))
+
+
+# --- the CuPy stand-in -------------------------------------------------------------------
+@pytest.fixture
+def device(monkeypatch):
+    """tests/fake_cupy.py registered as backend "cupy" for the test (registry restored after)."""
+    monkeypatch.setattr(backend, "_LOADERS", dict(backend._LOADERS))
+    monkeypatch.setattr(backend, "_LOADED", dict(backend._LOADED))
+    monkeypatch.setattr(backend, "_current", backend._current)
+    fake = make_fake_cupy()
+    backend.register("cupy", lambda: Backend("cupy", fake, cupy_gpu))
+    return backend.get("cupy")
+
+
+@pytest.mark.parametrize("arch", list(ARCHITECTURES))
+def test_fused_on_the_cupy_standin_equals_the_numpy_backend(device, arch):
+    with using_backend("numpy"):
+        tinycnn.manual_seed(9)
+        model = with_statistics(build_model(arch), seed=10)
+        expected = {n: unfused(model, faces(n, seed=n)) for n in BATCH_SIZES}
+    fused = tinycnn.fuse(model.to("cupy"))
+    assert fused.backend.name == "cupy"
+    for n in BATCH_SIZES:
+        out = fused(faces(n, seed=n))                  # host input, copied to the device
+        assert isinstance(out, device.xp.ndarray)
+        numpy.testing.assert_allclose(device.xp.asnumpy(out), expected[n], rtol=RTOL, atol=ATOL)
+
+
+def test_fused_ensemble_on_the_cupy_standin(device):
+    with using_backend("numpy"):
+        tinycnn.manual_seed(11)
+        ensemble = with_statistics(Ensemble([build_model("seed002", 6), build_model("vgg_fer", 6)]), 12)
+        expected = unfused(ensemble, faces(3))
+    fused = ensemble.to("cupy").fuse()
+    numpy.testing.assert_allclose(device.xp.asnumpy(fused(faces(3))), expected, rtol=RTOL, atol=ATOL)

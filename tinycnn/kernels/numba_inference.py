@@ -1,0 +1,140 @@
+"""Inference-only convolution for the numba kernel set (what ``tinycnn.fuse`` runs).
+
+One call computes  y = maxpool_2x2(relu(conv(x, w) + b))  (ReLU and pooling optional),
+as ``reference.conv2d_inference`` does, with three savings for a layer called again and again:
+
+- the weights are prepared once: the (O, C*KH*KW) matrix that im2col multiplies, and the
+  Winograd-domain U = G w G^T for each tile size in use (made on first use, then kept);
+- the scratch arrays (im2col columns, Winograd tiles, the matrix product) are kept per
+  input shape and reused, so a call allocates only its output;
+- bias, ReLU and the 2x2 max-pool are one pass (:func:`finish`) that reads the product
+  once and writes the (pooled) output in NCHW order.
+
+Batches of 4 images and more take the Winograd path when it applies (as in training:
+``winograd.applies``), smaller ones im2col and one BLAS product, whose (O, N*OH*OW) result
+needs no reordering beyond the one :func:`finish` does anyway.
+"""
+from __future__ import annotations
+
+import numpy
+from numba import njit, prange
+
+from . import numba_im2col, winograd
+from .reference import output_size
+
+CHUNK_BYTES = 32 * 2 ** 20   # im2col path: columns + product of one chunk of images
+KEPT_SHAPES = 4              # scratch arrays are kept for this many input shapes per layer
+
+
+@njit(parallel=True, cache=True)
+def finish(y, bias, relu, pool, out):
+    """out[n, o] = maxpool_2x2(relu(y[o, n] + bias[o])), ReLU and pooling each optional, in place.
+
+    y (O, N, H, W) (any strides) -> out (N, O, H // 2, W // 2) with ``pool``, else (N, O, H, W).
+    """
+    channels, n_images = y.shape[0], y.shape[1]
+    oh, ow = out.shape[2], out.shape[3]
+    for task in prange(n_images * channels):
+        n, o = task // channels, task % channels
+        for a in range(oh):
+            for b in range(ow):
+                if pool:
+                    value = max(max(y[o, n, 2 * a, 2 * b], y[o, n, 2 * a, 2 * b + 1]),
+                                max(y[o, n, 2 * a + 1, 2 * b], y[o, n, 2 * a + 1, 2 * b + 1]))
+                else:
+                    value = y[o, n, a, b]
+                value += bias[o]
+                if relu and value < 0.0:
+                    value = 0.0
+                out[n, o, a, b] = value
+
+
+class PreparedConv:
+    """One convolution layer's weights in the forms the kernels read, and its scratch arrays."""
+
+    def __init__(self, w, b, stride, pad):
+        self.w = numpy.ascontiguousarray(w)                      # (O, C, KH, KW)
+        o = w.shape[0]
+        self.w_rows = self.w.reshape(o, -1)                      # (O, C*KH*KW)
+        self.bias = numpy.zeros(o, w.dtype) if b is None else numpy.ascontiguousarray(b)
+        self.no_bias = numpy.zeros(o, w.dtype)
+        self.stride, self.pad = tuple(stride), tuple(pad)
+        self.winograd = {}     # tile size m -> (U (alpha^2, O, C), AT, BT)
+        self.scratch = {}      # (path, chunk shape) -> tuple of arrays
+
+    def winograd_weights(self, m: int):
+        """(U, AT, BT) for output tiles of m x m, transformed on first use."""
+        if m not in self.winograd:
+            at, _, bt = winograd.matrices(m, self.w.shape[2], self.w.dtype)
+            self.winograd[m] = (winograd.transformed_weights(self.w, m), at, bt)
+        return self.winograd[m]
+
+    def buffers(self, key, *shapes):
+        """Arrays of ``shapes`` kept under ``key`` (made once; forgotten beyond KEPT_SHAPES keys)."""
+        if key not in self.scratch:
+            if len(self.scratch) >= KEPT_SHAPES:
+                self.scratch.clear()
+            self.scratch[key] = tuple(numpy.empty(shape, self.w.dtype) for shape in shapes)
+        return self.scratch[key]
+
+
+def prepare_conv2d(w, b, stride, pad) -> PreparedConv:
+    """The layer's weights made ready for :func:`conv2d_inference` (see the module docstring)."""
+    return PreparedConv(w, b, stride, pad)
+
+
+def conv2d_inference(x, prepared: PreparedConv, relu: bool, pool: bool):
+    """x (N, C, H, W) -> maxpool_2x2(relu(conv(x, w) + b)): (N, O, OH, OW), halved with ``pool``."""
+    x = numpy.ascontiguousarray(x)
+    p = prepared
+    if winograd.applies(x.shape, p.w.shape, p.stride, p.pad):
+        return _winograd_conv(x, p, relu, pool)
+    return _im2col_conv(x, p, relu, pool)
+
+
+def _output(n, o, oh, ow, pool, dtype):
+    return numpy.empty((n, o, oh // 2, ow // 2) if pool else (n, o, oh, ow), dtype)
+
+
+def _im2col_conv(x, p: PreparedConv, relu, pool):
+    """Per chunk of images: cols (K, n*P) by im2col, product = w_rows @ cols (O, n*P), finish."""
+    n, _, h, w = x.shape
+    o, k = p.w_rows.shape
+    kh, kw = p.w.shape[2:]
+    oh = output_size(h, kh, p.stride[0], p.pad[0])
+    ow = output_size(w, kw, p.stride[1], p.pad[1])
+    out = _output(n, o, oh, ow, pool, x.dtype)
+    chunk = max(1, CHUNK_BYTES // ((k + o) * oh * ow * x.itemsize))
+    for start in range(0, n, chunk):
+        part = x[start:start + chunk]
+        positions = part.shape[0] * oh * ow
+        cols, product = p.buffers(("im2col", part.shape), (k, positions), (o, positions))
+        numba_im2col.im2col(part, kh, kw, *p.stride, *p.pad, oh, ow, cols)
+        numpy.matmul(p.w_rows, cols, out=product)
+        finish(product.reshape(o, part.shape[0], oh, ow), p.bias, relu, pool,
+               out[start:start + chunk])
+    return out
+
+
+def _winograd_conv(x, p: PreparedConv, relu, pool):
+    """Per chunk of images: V = BT d BT^T per tile, M = U @ V, y = AT M AT^T + b per tile;
+    then finish (ReLU, pooling) unless neither is asked for."""
+    n, c = x.shape[:2]
+    o = p.w.shape[0]
+    m, oh, ow, th, tw, chunk = winograd.plan(x.shape, p.w.shape, p.pad)
+    u, at, bt = p.winograd_weights(m)
+    alpha2 = u.shape[0]
+    out = _output(n, o, oh, ow, pool, x.dtype)
+    for start in range(0, n, chunk):
+        part = x[start:start + chunk]
+        tiles = th * tw * part.shape[0]
+        v, products, y = p.buffers(("winograd", part.shape), (alpha2, c, tiles), (alpha2, o, tiles),
+                                   (part.shape[0], o, oh, ow))
+        winograd.to_tiles(part, bt, m, p.pad[0], p.pad[1], th, tw, v)
+        numpy.matmul(u, v, out=products)
+        if not (relu or pool):
+            winograd.from_tiles(products, at, m, th, tw, 0, 0, p.bias, out[start:start + chunk])
+            continue
+        winograd.from_tiles(products, at, m, th, tw, 0, 0, p.no_bias, y)
+        finish(y.transpose(1, 0, 2, 3), p.bias, relu, pool, out[start:start + chunk])
+    return out
