@@ -65,36 +65,55 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
+def fuse_network(model: nn.Module):
+    """The inference-only form of a network (``tinycnn.fuse``) or of an ensemble (each member fused)."""
+    return model.fuse() if isinstance(model, Ensemble) else tinycnn.fuse(model)
+
+
 class Classifier:
-    """A trained network with the class names and normalization it was trained with."""
+    """A trained network with the class names and normalization it was trained with.
+
+    ``fused=True`` (the default) predicts with the network's fused form (``fuse_network``:
+    batch norm folded into the weights, no autograd graph; the same numbers up to float32
+    rounding), made when the Classifier is made: later changes to ``model``'s weights
+    need a new Classifier. ``fused=False`` runs ``model`` itself in eval mode.
+    """
 
     def __init__(self, model: nn.Module, class_names: list[str], normalizer: Normalizer,
-                 metadata: dict | None = None):
+                 metadata: dict | None = None, fused: bool = True):
         self.model = model
         self.class_names = list(class_names)
         self.normalizer = normalizer
         self.metadata = metadata or {}
+        self.fused = fuse_network(model) if fused else None
 
     def predict_logits(self, faces: np.ndarray, batch_size: int = BATCH_SIZE) -> np.ndarray:
         """faces (N, 48, 48) grey values 0..255 (uint8 or float) -> logits (N, K) float32.
 
-        Runs in eval mode (running batch-norm statistics, no dropout) without a graph,
-        ``batch_size`` faces at a time.
+        Runs the fused network, or the model in eval mode (running batch-norm statistics,
+        no dropout) without a graph, ``batch_size`` faces at a time.
         """
         faces = np.asarray(faces)
         if faces.ndim != 3 or faces.shape[1:] != (48, 48):
             raise ValueError(f"faces must have shape (N, 48, 48), got {faces.shape}")
-        was_training = self.model.training
-        self.model.eval()
         outputs = []
-        with tinycnn.no_grad():
-            for start in range(0, len(faces), batch_size):
-                x = self.normalizer.apply(faces[start:start + batch_size])  # (B, 1, 48, 48)
-                outputs.append(self.model(tinycnn.Tensor(x)).numpy())
-        self.model.train(was_training)
+        for start in range(0, len(faces), batch_size):
+            x = self.normalizer.apply(faces[start:start + batch_size])  # (B, 1, 48, 48)
+            outputs.append(self._logits(x))
         if not outputs:
             return np.zeros((0, len(self.class_names)), np.float32)
         return np.concatenate(outputs).astype(np.float32)
+
+    def _logits(self, x: np.ndarray) -> np.ndarray:
+        """x (B, 1, 48, 48) normalized -> logits (B, K) on the host."""
+        if self.fused is not None:
+            return backends.to_numpy(self.fused(x))
+        was_training = self.model.training
+        self.model.eval()
+        with tinycnn.no_grad():
+            logits = self.model(tinycnn.Tensor(x)).numpy()
+        self.model.train(was_training)
+        return logits
 
     def predict_proba(self, faces: np.ndarray, tta: bool = False) -> np.ndarray:
         """Class probabilities (N, K) float32 for faces (N, 48, 48).
@@ -143,10 +162,11 @@ def build_network(metadata: dict) -> nn.Module:
     return build_model(metadata["arch"], num_classes)
 
 
-def load_classifier(model: str = "default", backend: str | None = None) -> Classifier:
+def load_classifier(model: str = "default", backend: str | None = None,
+                    fused: bool = True) -> Classifier:
     """The classifier stored in a model file ("default" = the shipped
     fer_app/weights/default.npz) on ``backend`` (None: numba if it runs here, else
-    numpy). The backend becomes tinycnn's active backend."""
+    numpy). The backend becomes tinycnn's active backend. ``fused``: see :class:`Classifier`."""
     path = DEFAULT_MODEL if model == "default" else model
     state, metadata = read_model_file(path)
     backends.use(backend or default_backend_name())
@@ -157,4 +177,4 @@ def load_classifier(model: str = "default", backend: str | None = None) -> Class
         raise ModelFileError(f"{path}: weights do not fit {metadata['arch']}: {error}") from None
     network.eval()
     return Classifier(network, metadata["class_names"],
-                      Normalizer.from_dict(metadata["normalization"]), metadata)
+                      Normalizer.from_dict(metadata["normalization"]), metadata, fused)

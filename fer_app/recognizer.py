@@ -39,11 +39,14 @@ class EmotionRecognizer:
         the bare box is what the network saw in training (see fer_app/faces.py).
     tta: average the network's output over test-time augmentation (10 passes:
         better for photos, too slow for live video).
+    fused: run the network's fused inference form (``tinycnn.fuse``, the default);
+        False runs the layers themselves (same predictions up to float32 rounding).
     """
 
     def __init__(self, model: str = "default", backend: str | None = "numpy",
-                 min_face_size: int = 40, margin: float = 0.0, tta: bool = False):
-        self.classifier = load_classifier(model, backend)
+                 min_face_size: int = 40, margin: float = 0.0, tta: bool = False,
+                 fused: bool = True):
+        self.classifier = load_classifier(model, backend, fused)
         self.class_names: list[str] = list(self.classifier.class_names)
         self.detector = FaceDetector(min_face_size=min_face_size)
         self.margin = float(margin)

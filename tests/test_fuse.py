@@ -168,3 +168,27 @@ def test_fused_ensemble_on_the_cupy_standin(device):
         expected = unfused(ensemble, faces(3))
     fused = ensemble.to("cupy").fuse()
     numpy.testing.assert_allclose(device.xp.asnumpy(fused(faces(3))), expected, rtol=RTOL, atol=ATOL)
+
+
+# --- fer_app's Classifier runs the fused network by default ---------------------------------
+@pytest.mark.parametrize("name", CPU_BACKENDS)
+def test_classifier_fused_and_unfused_predict_the_same(name, tmp_path):
+    from fer_app.inference import Classifier, load_classifier
+    from fer_app.normalize import Normalizer
+    with using_backend(name):
+        tinycnn.manual_seed(13)
+        network = with_statistics(Ensemble([build_model("vgg_fer"), build_model("seed002")]), 14)
+        metadata = {"arch": "ensemble", "num_classes": 7, "class_names": [f"c{k}" for k in range(7)],
+                    "normalization": Normalizer("per_image").to_dict(),
+                    "members": [{"arch": "vgg_fer"}, {"arch": "seed002"}]}
+        tinycnn.save(network.state_dict(), str(tmp_path / "model.npz"), metadata)
+        fused, plain = (load_classifier(str(tmp_path / "model.npz"), name, fused=flag)
+                        for flag in (True, False))
+        assert fused.fused is not None and plain.fused is None
+        faces = numpy.random.default_rng(15).integers(0, 256, (9, 48, 48)).astype(numpy.uint8)
+        numpy.testing.assert_allclose(fused.predict_proba(faces), plain.predict_proba(faces),
+                                      rtol=RTOL, atol=ATOL)
+        numpy.testing.assert_array_equal(fused.predict(faces), plain.predict(faces))
+        direct = Classifier(network, metadata["class_names"], Normalizer("per_image"))
+        numpy.testing.assert_allclose(direct.predict_logits(faces, batch_size=4),
+                                      plain.predict_logits(faces), rtol=RTOL, atol=ATOL)
