@@ -192,3 +192,40 @@ def test_classifier_fused_and_unfused_predict_the_same(name, tmp_path):
         direct = Classifier(network, metadata["class_names"], Normalizer("per_image"))
         numpy.testing.assert_allclose(direct.predict_logits(faces, batch_size=4),
                                       plain.predict_logits(faces), rtol=RTOL, atol=ATOL)
+
+
+# --- threads: set for the call, put back after it ---------------------------------------
+def test_inference_threads_sets_blas_and_numba_for_the_block_and_restores_them(monkeypatch):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from tinycnn import threads
+
+    def blas_counts():
+        return [info["num_threads"] for info in threadpoolctl.threadpool_info()
+                if info["user_api"] == "blas"]
+
+    before = blas_counts()
+    threads.set_threads(1)
+    try:
+        with threads.inference_threads():
+            assert set(blas_counts()) <= {1}
+            with threads.inference_threads():          # nested: left as the outer block set it
+                assert set(blas_counts()) <= {1}
+    finally:
+        threads.set_threads(None)
+    assert blas_counts() == before
+    monkeypatch.setenv("TINYCNN_THREADS", "3")
+    assert threads.threads() == 3
+    monkeypatch.delenv("TINYCNN_THREADS")
+    assert 1 <= threads.threads() <= threads.cores()
+    with pytest.raises(ValueError):
+        threads.set_threads(0)
+
+
+def test_cpu_is_free_reads_the_pressure_file(monkeypatch, tmp_path):
+    from tinycnn import threads
+    pressure = tmp_path / "cpu"
+    monkeypatch.setattr(threads, "PRESSURE_FILE", str(pressure))
+    pressure.write_text("some avg10=95.00 avg60=90.00 avg300=80.00 total=1\nfull avg10=0.00\n")
+    assert not threads.cpu_is_free()
+    pressure.write_text("some avg10=0.50 avg60=1.00 avg300=2.00 total=1\n")
+    assert threads.cpu_is_free()

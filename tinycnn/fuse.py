@@ -19,6 +19,7 @@ What changes, and why the numbers stay the same (up to float32 rounding):
 - Linear [BatchNorm1d] [ReLU] become  x @ w'^T + b'  and a ReLU.
 - Dropout is the identity in eval mode and is left out.
 - No Tensor, Function or graph: arrays in, arrays out, on the backend of the model's weights.
+- BLAS and Numba threads are set for the call by ``tinycnn.threads`` (not by the entry point).
 
 The fused model is a snapshot: later changes to the model's weights do not reach it (fuse
 again). It reuses scratch arrays between calls, so call one fused model from one thread
@@ -32,6 +33,7 @@ from .functional.conv import conv_padding
 from .nn import BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU, Sequential
 from .nn.module import Module
 from .tensor import Tensor
+from .threads import inference_threads
 
 
 def fuse(model: Sequential) -> "FusedSequential":
@@ -64,8 +66,9 @@ class FusedSequential:
     def __call__(self, x):
         """x (N, ...) array or Tensor (host arrays are copied to the model's device) -> array."""
         x = self.backend.xp.asarray(x.data if isinstance(x, Tensor) else x, dtype=self.dtype)
-        for step in self.steps:
-            x = step(x)
+        with inference_threads():
+            for step in self.steps:
+                x = step(x)
         return x
 
     def __repr__(self) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import tinycnn
 from tinycnn import Tensor, backend, nn
 from tinycnn import functional as F
+from tinycnn.threads import inference_threads
 
 
 class Ensemble(nn.Module):
@@ -48,7 +49,8 @@ class FusedEnsemble:
         self.members = members
 
     def __call__(self, x):
-        mean = sum(_softmax(member(x)) for member in self.members) / len(self.members)
+        with inference_threads():       # set once for all members
+            mean = sum(_softmax(member(x)) for member in self.members) / len(self.members)
         return backend.of(mean).xp.log(mean)
 
 

@@ -1,0 +1,111 @@
+"""Inference speed of the fused models (``tinycnn.fuse``) against the plain layers.
+
+    python -m benchmarks.fused_inference                       # vgg_fer and seed004, batches 1 8 64
+    python -m benchmarks.fused_inference --archs vgg_fer --batches 1 --reps 40
+
+For each architecture and batch size it times, in turns (``benchmarks/timing.py``), the
+eval-mode model without a graph ("layers") and the fused model with 1 thread and with
+every core for BLAS and Numba (``tinycnn.threads.set_threads``), and prints the median
+and the fastest milliseconds per batch. The header says which BLAS library and kernel ran
+(threadpoolctl), the thread settings, and the machine's load, since on a shared machine
+the thread counts decide more than the kernels. Random weights: speed does not depend on
+them. Writes nothing unless given ``--out`` (a markdown file).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+
+import numpy
+from threadpoolctl import threadpool_info
+
+import tinycnn
+from benchmarks.timing import interleaved_samples
+from fer_app.models import ARCHITECTURES, build_model
+from tinycnn import backend, threads
+
+
+def blas_description() -> str:
+    """'openblas 0.3.x (SkylakeX kernels), 1 thread(s)' for each BLAS loaded, from threadpoolctl."""
+    parts = [f"{info['internal_api']} {info.get('version') or ''} "
+             f"({info.get('architecture') or '?'} kernels), {info['num_threads']} thread(s)"
+             for info in threadpool_info() if info["user_api"] == "blas"]
+    return "; ".join(parts) or "no BLAS found by threadpoolctl"
+
+
+def time_model(arch: str, batch: int, thread_counts: list[int], reps: int) -> dict[str, list[float]]:
+    """Seconds per batch: {"layers": [...], "fused, N thread(s)": [...], ...} for one model."""
+    tinycnn.manual_seed(0)
+    model = build_model(arch).eval()
+    fused = tinycnn.fuse(model)
+    x = numpy.random.default_rng(0).normal(size=(batch, 1, 48, 48)).astype(numpy.float32)
+
+    def layers():
+        with tinycnn.no_grad():
+            return model(tinycnn.Tensor(x))
+
+    def fused_with(count):
+        def run():
+            threads.set_threads(count)
+            return fused(x)
+        return run
+
+    sides = {"layers": layers}
+    sides.update({f"fused, {count} thread(s)": fused_with(count) for count in thread_counts})
+    try:
+        return interleaved_samples(sides, reps, warmup=3, min_sample_seconds=0.02)
+    finally:
+        threads.set_threads(None)
+
+
+def report(rows: list[tuple], header: list[str]) -> str:
+    lines = header + ["", "| model | batch | path | median ms | fastest ms | fastest ms per image |",
+                      "|---|---:|---|---:|---:|---:|"]
+    for arch, batch, side, samples in rows:
+        median, fastest = numpy.median(samples) * 1e3, min(samples) * 1e3
+        lines.append(f"| {arch} | {batch} | {side} | {median:.2f} | {fastest:.2f} | {fastest / batch:.3f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.fused_inference",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--archs", nargs="+", default=["vgg_fer", "seed004"], choices=list(ARCHITECTURES))
+    parser.add_argument("--batches", nargs="+", type=int, default=[1, 8, 64])
+    parser.add_argument("--backend", default="numba", choices=["numpy", "numba"])
+    parser.add_argument("--threads", nargs="+", type=int, default=None,
+                        help="thread counts for the fused runs (default: 1 and every core)")
+    parser.add_argument("--reps", type=int, default=15, help="samples per side (default 15)")
+    parser.add_argument("--out", default=None, help="also write the table to this markdown file")
+    args = parser.parse_args(argv)
+    backend.use(args.backend)
+    thread_counts = args.threads or sorted({1, threads.cores()})
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    header = [f"# Fused inference (`python -m benchmarks.fused_inference {' '.join(argv or sys.argv[1:])}`)",
+              "",
+              f"Machine: {platform.machine()}, {threads.cores()} cores, 1-minute load {load:.2f}, "
+              f"CPU free for tinycnn.threads: {threads.cpu_is_free()}; backend {args.backend}.",
+              f"BLAS: {blas_description()}. Plain layers run with the process's BLAS threads "
+              f"(OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
+              f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}); fused runs set BLAS "
+              f"and Numba threads to the count in their row."]
+    rows = []
+    for arch in args.archs:
+        for batch in args.batches:
+            for side, samples in time_model(arch, batch, thread_counts, args.reps).items():
+                rows.append((arch, batch, side, samples))
+                print(f"{arch} batch {batch:>3} {side:<22} median {numpy.median(samples) * 1e3:8.2f} ms"
+                      f"  fastest {min(samples) * 1e3:8.2f} ms", flush=True)
+    text = report(rows, header)
+    print()
+    print(text)
+    if args.out:
+        with open(args.out, "w") as out:
+            out.write(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
