@@ -80,6 +80,37 @@ def test_conv2d_matches_reference(rng, dtype, x_shape, w_shape, stride, pad, pat
 
 
 @pytest.mark.parametrize("x_shape, w_shape, stride, pad, path",
+                         [CONV_CASES[i] for i in (1, 6, 8)])   # winograd, im2col, stride 2
+def test_conv2d_backward_without_dx_gives_the_same_dw_and_db(rng, x_shape, w_shape, stride, pad, path):
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    for kernels in (numba_cpu, reference):
+        y, saved = kernels.conv2d_forward(x, w, None, stride, pad)
+        dy = rng.standard_normal(y.shape)
+        dx, dw, db = kernels.conv2d_backward(dy, x, w, saved, stride, pad)
+        none, dw_only, db_only = kernels.conv2d_backward(dy, x, w, saved, stride, pad, need_dx=False)
+        assert none is None and dx is not None
+        np.testing.assert_allclose(dw_only, dw, rtol=1e-12)
+        np.testing.assert_allclose(db_only, db, rtol=1e-12)
+
+
+def test_input_images_get_no_gradient_and_the_weights_the_same_one(rng, backend_name):
+    """The first convolution skips dx when its input does not require grad (the images)."""
+    tinycnn.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1),
+                          nn.Flatten(), nn.Linear(4 * 6 * 6, 2))
+    x = rng.standard_normal((4, 1, 6, 6)).astype(np.float32)
+    grads = []
+    for requires_grad in (True, False):
+        images = Tensor(x, requires_grad=requires_grad)
+        model.zero_grad()
+        model(images).sum().backward()
+        grads.append([p.grad.copy() for p in model.parameters()])
+        assert (images.grad is not None) == requires_grad
+    for with_dx, without_dx in zip(*grads):
+        np.testing.assert_allclose(without_dx, with_dx, rtol=1e-6)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, stride, pad, path",
                          [CONV_CASES[i] for i in (0, 1, 2, 4, 6, 10)])
 def test_conv2d_numerical_gradient(rng, x_shape, w_shape, stride, pad, path):
     """Central differences in float64 through F.conv2d on the numba backend (every path)."""

@@ -24,8 +24,9 @@ class Conv2d(Function):
 
     def backward(self, dy):
         kernels = of(dy).kernels
+        need_dx = self.inputs[0].requires_grad       # False for a network's input images
         dx, dw, db = kernels.conv2d_backward(dy, self.x, self.w, self.saved,
-                                             self.stride, self.padding)
+                                             self.stride, self.padding, need_dx)
         return (dx, dw, db) if self.has_bias else (dx, dw)
 
 

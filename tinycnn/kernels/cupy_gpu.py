@@ -61,12 +61,13 @@ def conv2d_forward(x, w, b, stride, pad):
     return y.reshape(n, o, oh, ow), cols
 
 
-def conv2d_backward(dy, x, w, saved, stride, pad):
+def conv2d_backward(dy, x, w, saved, stride, pad, need_dx: bool = True):
     """Gradients of :func:`conv2d_forward`, with dys = dy as (N, O, P):
 
     dw[o, k] = sum over n, p of dys[n, o, p] * cols[n, k, p]   (one tensordot),
     db = sum of dys over n and p,
-    dcols[n] = w.reshape(O, K).T @ dys[n], then col2im puts each entry back on its pixel.
+    dcols[n] = w.reshape(O, K).T @ dys[n], then col2im puts each entry back on its pixel
+    (skipped when ``need_dx`` is False: dx is None).
     """
     xp = of(dy).xp
     cols = saved                                             # (N, K, P)
@@ -75,6 +76,8 @@ def conv2d_backward(dy, x, w, saved, stride, pad):
     dys = dy.reshape(n, o, oh * ow)                          # (N, O, P)
     dw = xp.tensordot(dys, cols, axes=([0, 2], [0, 2])).reshape(w.shape)
     db = dys.sum(axis=(0, 2))
+    if not need_dx:
+        return None, dw, db
     dcols = w.reshape(o, -1).T @ dys                         # (N, K, P)
     dx = col2im(dcols.reshape(n, c, kh, kw, oh, ow), x.shape, (kh, kw), stride, pad)
     return dx, dw, db

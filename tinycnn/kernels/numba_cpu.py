@@ -61,13 +61,13 @@ def conv2d_forward(x, w, b, stride, pad):
     return numba_im2col.conv2d_forward(x, w, b, stride, pad), ("im2col", None)
 
 
-def conv2d_backward(dy, x, w, saved, stride, pad):
-    """dy (N, O, OH, OW) -> dx (N, C, H, W), dw (O, C, KH, KW), db (O,)."""
+def conv2d_backward(dy, x, w, saved, stride, pad, need_dx: bool = True):
+    """dy (N, O, OH, OW) -> dx (N, C, H, W) (None unless ``need_dx``), dw (O, C, KH, KW), db (O,)."""
     dy, x, w = _contiguous(dy, x, w)
     path, tiles = saved
     if path == "winograd":
-        return winograd.conv2d_backward(dy, x, w, tiles, pad)
-    return numba_im2col.conv2d_backward(dy, x, w, stride, pad)
+        return winograd.conv2d_backward(dy, x, w, tiles, pad, need_dx)
+    return numba_im2col.conv2d_backward(dy, x, w, stride, pad, need_dx)
 
 
 # --- max pooling ------------------------------------------------------------

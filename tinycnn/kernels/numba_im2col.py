@@ -113,13 +113,14 @@ def conv2d_forward(x, w, b, stride, pad):
     return y.reshape(n, o, oh, ow)
 
 
-def conv2d_backward(dy, x, w, stride, pad):
-    """dy (N, O, OH, OW) -> dx (N, C, H, W), dw (O, C, KH, KW), db (O,)."""
+def conv2d_backward(dy, x, w, stride, pad, need_dx: bool = True):
+    """dy (N, O, OH, OW) -> dx (N, C, H, W), dw (O, C, KH, KW), db (O,); without ``need_dx``
+    dx is None and neither dcols nor col2im is computed."""
     n = x.shape[0]
     o = w.shape[0]
     kh, kw, oh, ow, chunk = _geometry(x.shape, w.shape, stride, pad)
     w_rows = w.reshape(o, -1)
-    dx = numpy.empty_like(x)
+    dx = numpy.empty_like(x) if need_dx else None
     dw = numpy.zeros_like(w_rows)                                      # (O, C*KH*KW)
     for start in range(0, n, chunk):
         part = x[start:start + chunk]
@@ -128,6 +129,7 @@ def conv2d_backward(dy, x, w, stride, pad):
         dy_t = numpy.empty((o, part.shape[0] * oh * ow), dtype=x.dtype)
         channels_first(dy[start:start + chunk].reshape(part.shape[0], o, oh * ow), dy_t)
         dw += dy_t @ cols.T
-        dcols = w_rows.T @ dy_t                                        # (C*KH*KW, n*P)
-        col2im(dcols, kh, kw, *stride, *pad, oh, ow, dx[start:start + chunk])
+        if need_dx:
+            dcols = w_rows.T @ dy_t                                    # (C*KH*KW, n*P)
+            col2im(dcols, kh, kw, *stride, *pad, oh, ow, dx[start:start + chunk])
     return dx, dw.reshape(w.shape), dy.sum(axis=(0, 2, 3))

@@ -79,12 +79,13 @@ def conv2d_forward(x, w, b, stride, pad):
     return _xp(x).ascontiguousarray(y), cols
 
 
-def conv2d_backward(dy, x, w, saved, stride, pad):
+def conv2d_backward(dy, x, w, saved, stride, pad, need_dx: bool = True):
     """Gradients of :func:`conv2d_forward`.
 
     dy (N, O, OH, OW) -> dx (N, C, H, W), dw (O, C, KH, KW), db (O,).
     With dys = dy as (N*OH*OW, O):  dw = dys.T @ cols,  db = sum of dys over rows,
     dcols = dys @ w  (then col2im puts each column entry back on its pixel).
+    ``need_dx=False`` (the input needs no gradient, e.g. the images): dx is None, not computed.
     """
     cols = saved
     n, o, oh, ow = dy.shape
@@ -92,6 +93,8 @@ def conv2d_backward(dy, x, w, saved, stride, pad):
     dys = dy.transpose(0, 2, 3, 1).reshape(n * oh * ow, o)
     dw = (dys.T @ cols).reshape(w.shape)
     db = dys.sum(axis=0)
+    if not need_dx:
+        return None, dw, db
     dcols = dys @ w.reshape(o, -1)
     dcol = dcols.reshape(n, oh, ow, c, kh, kw).transpose(0, 3, 4, 5, 1, 2)
     dx = col2im(dcol, x.shape, (kh, kw), stride, pad)

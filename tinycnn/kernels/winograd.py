@@ -182,8 +182,9 @@ def conv2d_forward(x, w, b, pad):
     return y, (u, inputs)
 
 
-def conv2d_backward(dy, x, w, saved, pad):
-    """dy (N, O, OH, OW) -> dx (N, C, H, W), dw (O, C, r, r), db (O,): the adjoint of forward."""
+def conv2d_backward(dy, x, w, saved, pad, need_dx: bool = True):
+    """dy (N, O, OH, OW) -> dx (N, C, H, W), dw (O, C, r, r), db (O,): the adjoint of forward.
+    Without ``need_dx``, dx is None and dV = U^T dM is not computed."""
     u, inputs = saved
     n, c = x.shape[:2]
     o, _, r, _ = w.shape
@@ -192,7 +193,7 @@ def conv2d_backward(dy, x, w, saved, pad):
     alpha2 = (m + r - 1) ** 2
     out_adjoint, in_adjoint = numpy.ascontiguousarray(at.T), numpy.ascontiguousarray(bt.T)
     no_bias = numpy.zeros(c, x.dtype)
-    dx = numpy.empty_like(x)
+    dx = numpy.empty_like(x) if need_dx else None
     du = numpy.zeros_like(u)                                          # (alpha^2, O, C)
     u_t = u.transpose(0, 2, 1)                  # (alpha^2, C, O) view: BLAS reads it transposed
     scratch = numpy.empty(alpha2 * max(o, c) * th * tw * chunk, dtype=x.dtype)
@@ -202,7 +203,8 @@ def conv2d_backward(dy, x, w, saved, pad):
         dm = numpy.empty((alpha2, o, tiles), dtype=x.dtype)                 # A dy A^T per tile
         to_tiles(part, out_adjoint, m, 0, 0, th, tw, dm)
         du += numpy.matmul(dm, inputs[index].transpose(0, 2, 1))      # dM @ V^T
-        dv = numpy.matmul(u_t, dm, out=scratch[:alpha2 * c * tiles].reshape(alpha2, c, tiles))
-        from_tiles(dv, in_adjoint, m, th, tw, pad[0], pad[1], no_bias, dx[start:start + chunk])
+        if need_dx:
+            dv = numpy.matmul(u_t, dm, out=scratch[:alpha2 * c * tiles].reshape(alpha2, c, tiles))
+            from_tiles(dv, in_adjoint, m, th, tw, pad[0], pad[1], no_bias, dx[start:start + chunk])
     dw = (du.reshape(alpha2, o * c).T @ numpy.kron(g, g)).reshape(w.shape)   # G^T dU G
     return dx, dw, dy.sum(axis=(0, 2, 3))
