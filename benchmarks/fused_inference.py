@@ -4,9 +4,9 @@
     python -m benchmarks.fused_inference --archs vgg_fer --batches 1 --reps 40
 
 For each architecture and batch size it times, in turns (``benchmarks/timing.py``), the
-eval-mode model without a graph ("layers") and the fused model with 1 thread and with
-every core for BLAS and Numba (``tinycnn.threads.set_threads``), and prints the median
-and the fastest milliseconds per batch. The header says which BLAS library and kernel ran
+eval-mode model without a graph ("layers") and the fused model, each with 1 thread and
+with every core for BLAS and Numba (``tinycnn.threads``), and prints the median and the
+fastest milliseconds per batch. The header says which BLAS library and kernel ran
 (threadpoolctl), the thread settings, and the machine's load, since on a shared machine
 the thread counts decide more than the kernels. Random weights: speed does not depend on
 them. Writes nothing unless given ``--out`` (a markdown file).
@@ -43,17 +43,19 @@ def time_model(arch: str, batch: int, thread_counts: list[int], reps: int) -> di
     x = numpy.random.default_rng(0).normal(size=(batch, 1, 48, 48)).astype(numpy.float32)
 
     def layers():
-        with tinycnn.no_grad():
+        with tinycnn.no_grad(), threads.inference_threads():
             return model(tinycnn.Tensor(x))
 
-    def fused_with(count):
-        def run():
+    def with_threads(count, run):
+        def timed():
             threads.set_threads(count)
-            return fused(x)
-        return run
+            return run()
+        return timed
 
-    sides = {"layers": layers}
-    sides.update({f"fused, {count} thread(s)": fused_with(count) for count in thread_counts})
+    sides = {}
+    for count in thread_counts:
+        sides[f"layers, {count} thread(s)"] = with_threads(count, layers)
+        sides[f"fused, {count} thread(s)"] = with_threads(count, lambda: fused(x))
     try:
         return interleaved_samples(sides, reps, warmup=3, min_sample_seconds=0.02)
     finally:
@@ -87,10 +89,10 @@ def main(argv: list[str] | None = None) -> int:
               "",
               f"Machine: {platform.machine()}, {threads.cores()} cores, 1-minute load {load:.2f}, "
               f"CPU free for tinycnn.threads: {threads.cpu_is_free()}; backend {args.backend}.",
-              f"BLAS: {blas_description()}. Plain layers run with the process's BLAS threads "
+              f"BLAS: {blas_description()} outside the timed calls "
               f"(OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
-              f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}); fused runs set BLAS "
-              f"and Numba threads to the count in their row."]
+              f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}); every row runs "
+              f"with BLAS and Numba threads set to its count."]
     rows = []
     for arch in args.archs:
         for batch in args.batches:
