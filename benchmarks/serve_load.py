@@ -59,9 +59,10 @@ def photo_jpeg() -> bytes:
 def multipart(data: bytes, filename: str) -> tuple[bytes, str]:
     """One form field "file" -> (body, content type)."""
     boundary = "serveload" + os.urandom(8).hex()
-    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
-            f"Content-Type: application/octet-stream\r\n\r\n").encode()
-    return head + data + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+            f"filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n").encode()
+    body = head + data + f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
 
 
 def upload(url: str, data: bytes, filename: str, timeout: float) -> str:
@@ -146,7 +147,8 @@ def report(args, sizes: dict[str, int], counts, elapsed: float, before: dict, pe
                      + " | ".join(str(counter[status]) for status in statuses) + " |")
     mb = 1024
     lines += ["", "| server RSS before (MB) | peak VmHWM (MB) | after (MB) |", "|---|---|---|",
-              f"| {before['VmRSS'] / mb:.0f} | {peak['VmHWM'] / mb:.0f} | {after['VmRSS'] / mb:.0f} |"]
+              f"| {before['VmRSS'] / mb:.0f} | {peak['VmHWM'] / mb:.0f} "
+              f"| {after['VmRSS'] / mb:.0f} |"]
     return "\n".join(lines)
 
 
@@ -158,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--side", type=int, default=6000, help="the huge PNG's side (default 6000)")
     parser.add_argument("--seconds", type=float, default=300,
                         help="stop sending after this many seconds (default 300)")
-    parser.add_argument("--model", default="default", help="the server's --model (default: shipped)")
+    parser.add_argument("--model", default="default",
+                        help="the server's --model (default: the shipped model)")
     parser.add_argument("--server-args", default="",
                         help="extra options for fer_app.serve, e.g. '--max-busy 8'")
     parser.add_argument("--out", help="also write the table to this file")

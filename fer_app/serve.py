@@ -143,7 +143,8 @@ class BodyLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.max_bytes:
-            await JSONResponse(status_code=413, content={"detail": self.detail})(scope, receive, send)
+            refusal = JSONResponse(status_code=413, content={"detail": self.detail})
+            await refusal(scope, receive, send)
             return
         received = 0
 
@@ -192,10 +193,12 @@ def docs_page(schema: dict) -> str:
     sections = []
     for path, operations in schema["paths"].items():
         for method, operation in operations.items():
-            shown = {key: operation[key] for key in ("requestBody", "responses") if key in operation}
+            shown = {key: operation[key] for key in ("requestBody", "responses")
+                     if key in operation}
+            words = operation.get("description") or operation.get("summary", "")
             sections.append(
                 f"<h2><code>{method.upper()} {html.escape(path)}</code></h2>\n"
-                f"<p>{html.escape(operation.get('description') or operation.get('summary', ''))}</p>\n"
+                f"<p>{html.escape(words)}</p>\n"
                 f"<pre>{html.escape(json.dumps(shown, indent=2))}</pre>")
     components = html.escape(json.dumps(schema.get("components", {}), indent=2))
     title = html.escape(schema["info"]["title"])
@@ -318,9 +321,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-upload-mb", type=positive_number, default=10.0,
                         help="largest accepted upload in megabytes (default 10)")
     parser.add_argument("--max-megapixels", type=positive_number, default=MAX_PIXELS / 1e6,
-                        help=f"largest picture decoded, width x height (default {MAX_PIXELS / 1e6:g})")
+                        help="largest picture decoded, width x height "
+                             f"(default {MAX_PIXELS / 1e6:g})")
     parser.add_argument("--max-busy", type=positive_int, default=MAX_BUSY,
-                        help=f"uploads in the server at once; one more gets 503 (default {MAX_BUSY})")
+                        help="uploads in the server at once; one more gets 503 "
+                             f"(default {MAX_BUSY})")
     parser.add_argument("--allowed-hosts", type=host_names, default=[], metavar="A,B",
                         help="Host header names served besides 127.0.0.1, localhost, [::1] and "
                              "--host, e.g. myhost.lan,192.168.1.20 ('*' = any: no DNS-rebinding "

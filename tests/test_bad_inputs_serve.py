@@ -26,7 +26,8 @@ from PIL import Image, ImageFile
 
 from fer_app.data import EMOTIONS
 from fer_app.inference import DEFAULT_MODEL
-from fer_app.serve import MULTIPART_OVERHEAD, create_app, main
+from fer_app.serve import MULTIPART_OVERHEAD, create_app, main, served_hosts
+from tests.app_support import random_model_file
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOCAL = "http://127.0.0.1:8000"
@@ -143,7 +144,8 @@ def test_a_pixel_bomb_is_refused_from_its_header_without_decoding(monkeypatch, w
 
 def test_the_pixel_cap_is_a_setting():
     client = client_for(max_pixels=1000)
-    assert client.post("/api/detect", files={"file": ("a.png", png_bytes(40, 20))}).status_code == 200
+    small = client.post("/api/detect", files={"file": ("a.png", png_bytes(40, 20))})
+    assert small.status_code == 200
     response = client.post("/api/detect", files={"file": ("b.png", png_bytes(40, 30))})
     assert response.status_code == 413 and "40x30 pixels" in response.json()["detail"]
 
@@ -180,6 +182,17 @@ def test_allowed_hosts_adds_names_and_domains():
         assert client.get("/api/health", headers={"host": host}).status_code == 200
     for host in ("otherhost.lan", "example.org.evil.example"):
         assert client.get("/api/health", headers={"host": host}).status_code == 400
+
+
+@pytest.mark.parametrize("host, extra, served", [
+    ("127.0.0.1", [], ["127.0.0.1"]),
+    ("0.0.0.0", [], []),
+    ("::", ["mypc.lan"], ["mypc.lan"]),
+    ("::1", [], ["[::1]"]),
+    ("192.168.1.20", ["mypc.lan"], ["192.168.1.20", "mypc.lan"]),
+])
+def test_the_bound_address_is_served_unless_it_is_a_wildcard(host, extra, served):
+    assert served_hosts(host, extra) == served
 
 
 def test_docs_page_loads_nothing_from_elsewhere():
@@ -254,8 +267,8 @@ def bad_model_files(folder) -> dict[str, str]:
     shipped = open(DEFAULT_MODEL, "rb").read() if os.path.isfile(DEFAULT_MODEL) else b""
     (folder / "truncated.npz").write_bytes(shipped[: len(shipped) // 2])
     (folder / "empty.npz").write_bytes(b"")
-    return {name: str(folder / f"{name}.npz") for name in ("plain", "text", "truncated", "empty")} | {
-        "missing": str(folder / "missing.npz"), "folder": str(folder)}
+    paths = {name: str(folder / f"{name}.npz") for name in ("plain", "text", "truncated", "empty")}
+    return paths | {"missing": str(folder / "missing.npz"), "folder": str(folder)}
 
 
 # Empty and truncated .npz files raise EOFError / BadZipFile inside numpy, which
@@ -284,3 +297,22 @@ def test_cupy_without_a_gpu_is_one_line_and_exit_1():
     assert finished.returncode == 1 and "Traceback" not in finished.stderr
     assert finished.stderr.count("\n") == 1
     assert finished.stderr.startswith("python -m fer_app.serve: error: backend 'cupy' needs")
+
+
+def test_the_load_benchmark_runs_a_real_server_on_loopback(tmp_path):
+    """benchmarks/serve_load.py, tiny: a real uvicorn server answers every upload."""
+    out = tmp_path / "load.md"
+    finished = subprocess.run(
+        [sys.executable, "benchmarks/serve_load.py", "--side", "800", "--threads", "2",
+         "--rounds", "1", "--model", random_model_file(tmp_path), "--out", str(out)],
+        capture_output=True, text=True, timeout=180, cwd=REPO,
+        env={**os.environ, "PYTHONPATH": REPO})
+    assert finished.returncode == 0, finished.stderr
+    table = out.read_text()
+    assert table in finished.stdout + "\n"
+    lines = table.splitlines()
+    statuses = [cell.strip() for cell in lines[2].split("|")[3:-1]]  # | picture | bytes | ...
+    assert set(statuses) <= {"200", "503"}
+    for line, kind in zip(lines[4:6], ["png 800x800", "jpeg 640x480"]):
+        cells = [cell.strip() for cell in line.split("|")[1:-1]]
+        assert cells[0] == kind and sum(int(count) for count in cells[2:]) == 2
