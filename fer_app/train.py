@@ -324,7 +324,8 @@ def train_epoch(run: Run, epoch: int) -> dict:
     total_loss = correct = seen = 0
     start = time.perf_counter()
     bar = tqdm(batch_bounds(len(order), batch_size), desc=f"epoch {epoch}/{run.settings['epochs']}",
-               unit="batch", leave=False, dynamic_ncols=True, disable=not distributed_train.is_writer())
+               unit="batch", leave=False, dynamic_ncols=True,
+               disable=not distributed_train.is_writer())
     for first, stop in bar:
         rows = distributed_train.shard(order[first:stop])                       # this rank's rows
         images = augment_batch(run.train.images[rows], run.augment, rng)       # (B, 48, 48) float32

@@ -36,12 +36,18 @@ FAST = ["--arch", "seed002", "--classes", "7", "--batch-size", "16", "--backend"
         "--augment", "light"]
 
 
+def find_mpiexec() -> str | None:
+    """mpiexec beside this Python (the mpich wheel puts it in the venv), else on PATH."""
+    beside = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    return beside if os.access(beside, os.X_OK) else shutil.which("mpiexec")
+
+
 def mpi_missing() -> str | None:
     try:
         import mpi4py  # noqa: F401
     except ImportError:
         return "mpi4py is not installed (pip install -e '.[mpi]')"
-    return None if shutil.which("mpiexec") else "no mpiexec on PATH (pip install -e '.[mpi]')"
+    return None if find_mpiexec() else "no mpiexec found (pip install -e '.[mpi]')"
 
 
 needs_mpi = pytest.mark.skipif(mpi_missing() is not None, reason=str(mpi_missing()))
@@ -49,9 +55,10 @@ needs_mpi = pytest.mark.skipif(mpi_missing() is not None, reason=str(mpi_missing
 
 def mpiexec(ranks: int, *command: str) -> list[str]:
     """The launch command; Open MPI refuses root and more ranks than cores unless told."""
-    version = subprocess.run(["mpiexec", "--version"], capture_output=True, text=True).stdout
+    launcher = find_mpiexec()
+    version = subprocess.run([launcher, "--version"], capture_output=True, text=True).stdout
     extra = ["--allow-run-as-root", "--oversubscribe"] if "Open MPI" in version else []
-    return ["mpiexec", *extra, "-n", str(ranks), sys.executable, *command]
+    return [launcher, *extra, "-n", str(ranks), sys.executable, *command]
 
 
 def run(command: list[str], timeout: float = 120) -> subprocess.CompletedProcess:

@@ -11,21 +11,23 @@ With shares s_r = |B_r| / |B|, g = (1/|B|) sum_{i in B} d loss_i / dw: exactly t
 the mean loss over the global batch, whatever the shard sizes, so N ranks take the steps one
 process would take on the concatenated batch. The default share s_r = 1/N (the plain average,
 as PyTorch's DistributedDataParallel does) equals it when the shards are equal-sized; with
-unequal shards it weights a row of a small shard more. The ranks start from rank 0's weights
-(:func:`broadcast_parameters`) and apply identical updates, so they never drift apart.
+unequal shards it weights a row of a small shard more. (A loss that divides by a total class
+weight instead of |B_r| makes shares by rows close, not exact.) The ranks start from rank 0's
+weights (:func:`broadcast_parameters`) and apply identical updates, so they stay equal.
 
 Two things are not the same as one process on the global batch:
 - batch norm normalizes each rank's shard with that shard's own mean and variance (per-rank
-  batch statistics, DDP's default; a synchronized batch norm would cost one more all-reduce
-  per layer and step, which does not pay at 32+ images per rank). Each rank's running
-  statistics follow its own shards, so :func:`average_buffers` averages them (call it before
-  evaluating or saving); the running variance is then the mean of the ranks' variances.
-- random streams (dropout, augmentation) are each rank's own, or the ranks would repeat them.
+  batch statistics, DDP's default). A synchronized batch norm would add two all-reduces per
+  batch-norm layer and step (forward and backward), each a wait for the slowest rank; with
+  32 or more images per rank the shard's statistics are already close, so it is not offered.
+  Each rank's running statistics follow its own shards: :func:`average_buffers` averages them
+  (call it before evaluating or saving; the running variance becomes the ranks' mean).
+- random streams (dropout, augmentation) must be each rank's own, or the ranks repeat them.
 
 Host (NumPy) arrays travel through MPI (mpi4py); CuPy arrays through NCCL on the GPUs
 (cupyx.distributed, set up over MPI on first use), with the same calls. Gradients go in one
-flat buffer per step: one all-reduce, not one per tensor. Without MPI (not launched by mpiexec,
-or mpi4py not installed) the world is one rank and every call is a no-op.
+flat buffer per step: one all-reduce, not one per tensor. A process not started by mpiexec is
+a world of one (mpi4py is then not even imported) and every call is a no-op.
 """
 from __future__ import annotations
 
