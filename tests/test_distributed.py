@@ -112,21 +112,21 @@ def tiny_csv(tmp_path_factory):
 @needs_mpi
 def test_train_on_two_ranks_writes_one_runs_files_once_and_resumes(tiny_csv, tmp_path):
     single, double = tmp_path / "single", tmp_path / "double"
-    assert train.main(["--data", tiny_csv, "--epochs", "2", "--out", str(single), *FAST]) == 0
-    done = run(mpiexec(2, "-m", "fer_app.train", "--data", tiny_csv, "--epochs", "2",
+    assert train.main(["--data", tiny_csv, "--epochs", "1", "--out", str(single), *FAST]) == 0
+    done = run(mpiexec(2, "-m", "fer_app.train", "--data", tiny_csv, "--epochs", "1",
                        "--out", str(double), *FAST))
     assert done.returncode == 0, done.stderr
     assert sorted(os.listdir(double)) == sorted(os.listdir(single))
-    for line in ("data-parallel training on 2 ranks", "epoch   1 ", "epoch   2 ", "best model"):
+    for line in ("data-parallel training on 2 ranks", "epoch   1 ", "best model"):
         assert done.stdout.count(line) == 1, (line, done.stdout)   # rank 1 is silent
-    assert tinycnn.load(str(double / "last.npz"))[1]["epoch"] == 2
+    assert tinycnn.load(str(double / "last.npz"))[1]["epoch"] == 1
 
-    resumed = run(mpiexec(2, "-m", "fer_app.train", "--resume", "--epochs", "3",
+    resumed = run(mpiexec(2, "-m", "fer_app.train", "--resume", "--epochs", "2",
                           "--out", str(double)))
     assert resumed.returncode == 0, resumed.stderr
-    assert "resuming after epoch 2" in resumed.stdout and resumed.stdout.count("epoch   3 ") == 1
+    assert "resuming after epoch 1" in resumed.stdout and resumed.stdout.count("epoch   2 ") == 1
     history = (double / "history.csv").read_text().splitlines()
-    assert [row.split(",")[0] for row in history[1:]] == ["1", "2", "3"]
+    assert [row.split(",")[0] for row in history[1:]] == ["1", "2"]
 
 
 @needs_mpi
