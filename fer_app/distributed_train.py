@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Callable, TypeVar
 
 import numpy as np
 
 import tinycnn
 from tinycnn import backend as backends
 from tinycnn import distributed
+
+T = TypeVar("T")
 
 
 def start(required: bool) -> None:
@@ -75,6 +78,15 @@ def check(batch_size: int, train_rows: int) -> str | None:
         return (f"--batch-size and the training rows must be at least {smallest} on "
                 f"{distributed.world_size()} ranks: batch norm needs 2 rows in each rank's shard")
     return None
+
+
+def rank_0_first(make: Callable[[], T]) -> T:
+    """make() on rank 0, then on the others (so they can read what rank 0 cached on disk,
+    e.g. the teacher's outputs, instead of all computing it at once)."""
+    if distributed.rank() == 0:
+        result = make()
+    distributed.sum_numbers(0.0)                 # every rank waits here for rank 0
+    return result if distributed.rank() == 0 else make()
 
 
 def shard(rows: np.ndarray) -> np.ndarray:
