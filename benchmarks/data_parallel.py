@@ -13,7 +13,11 @@ The paper model: ring all-reduce sends and receives 2 (N - 1) / N times the grad
 bytes G per machine and step, so with a network of B bytes/s the step costs
 t_comm = 2 (N - 1) / N * G / B more than computing (nothing overlaps here). The step stays
 compute-bound while t_comm <= t_compute, that is for B >= 2 (N - 1) / N * G / t_compute,
-with t_compute the measured time of one process on its share of the batch.
+with t_compute the time of one machine on its share of the batch: from the measured
+single-process speed, or from ``--images-per-second vgg_fer=338 ...`` (e.g. a quiet
+machine's training speed), which ``--paper-only`` uses without measuring:
+
+    python -m benchmarks.data_parallel --paper-only --images-per-second vgg_fer=338 vgg_fer_wide=178
 """
 from __future__ import annotations
 
@@ -65,8 +69,7 @@ def worker(arch: str, steps: int, warmup: int) -> None:
     if world.rank == 0:
         print(json.dumps({"arch": arch, "ranks": world.size, "images_per_second": steps * BATCH / elapsed,
                           "step_ms": 1000 * elapsed / steps, "wait_ms": 1000 * wait / steps,
-                          "allreduce_ms": 1000 * reduce / steps,
-                          "gradient_bytes": sum(p.data.nbytes for p in model.parameters())}))
+                          "allreduce_ms": 1000 * reduce / steps}))
 
 
 def measure(arch: str, ranks: int, threads: int, steps: int, warmup: int) -> dict:
@@ -88,18 +91,23 @@ def speed_table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def paper_table(results: list[dict]) -> str:
-    """Network bandwidth needed for compute-bound steps on N machines like this one."""
-    single = {r["arch"]: r for r in results if r["ranks"] == 1}
-    lines = ["| network | gradient MB | machines N | per machine 64 images (global 64 N): needed Gbit/s "
-             "| global batch 64 (64/N each): needed Gbit/s |", "|---|---:|---:|---:|---:|"]
-    for arch, r in single.items():
-        seconds_per_image = r["step_ms"] / 1000 / BATCH
-        for n in MACHINES:
-            sent = 2 * (n - 1) / n * r["gradient_bytes"]                 # bytes per machine and step
-            weak = sent / (BATCH * seconds_per_image) * 8 / 1e9
-            strong = sent / (BATCH / n * seconds_per_image) * 8 / 1e9
-            lines.append(f"| {arch} | {r['gradient_bytes'] / 1e6:.1f} | {n} | {weak:.2f} | {strong:.2f} |")
+def gradient_bytes(arch: str) -> int:
+    from fer_app.models import build_model
+    return 4 * build_model(arch).num_parameters()                      # float32 gradients
+
+
+def paper_table(images_per_second: dict[str, float]) -> str:
+    """Network bandwidth (Gbit/s) needed for compute-bound steps on N machines of the given
+    speeds: with 64 images per machine (the global batch grows to 64 N), and with the global
+    batch held at 64 (64 / N images per machine)."""
+    lines = ["| network (one machine's images/s, gradient MB) | batch | "
+             + " | ".join(f"N = {n}" for n in MACHINES) + " |", "|---|---|" + "---:|" * len(MACHINES)]
+    for arch, speed in images_per_second.items():
+        size = gradient_bytes(arch)
+        for batch, per_machine in (("64 per machine", lambda n: BATCH), ("64 in all", lambda n: BATCH / n)):
+            needed = [2 * (n - 1) / n * size / (per_machine(n) / speed) * 8 / 1e9 for n in MACHINES]
+            lines.append(f"| {arch} ({speed:.0f}, {size / 1e6:.1f}) | {batch} | "
+                         + " | ".join(f"{gbits:.2f}" for gbits in needed) + " |")
     return "\n".join(lines)
 
 
@@ -108,16 +116,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--archs", nargs="+", default=["vgg_fer", "vgg_fer_wide"])
     p.add_argument("--steps", type=int, default=30, help="timed steps per configuration")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first (Numba compiles)")
+    p.add_argument("--images-per-second", nargs="+", metavar="ARCH=N", default=[],
+                   help="one machine's training speed for the paper model (default: measured)")
+    p.add_argument("--paper-only", action="store_true", help="only the paper model (needs --images-per-second)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
         worker(args.archs[0], args.steps, args.warmup)
         return 0
-    results = [measure(arch, ranks, threads, args.steps, args.warmup)
-               for arch in args.archs for ranks, threads in ((1, 2), (2, 1))]
-    print(speed_table(results))
-    print()
-    print(paper_table(results))
+    speeds = {arch: float(n) for arch, n in (item.split("=") for item in args.images_per_second)}
+    if not args.paper_only:
+        load = os.getloadavg()[0]
+        results = [measure(arch, ranks, threads, args.steps, args.warmup)
+                   for arch in args.archs for ranks, threads in ((1, 2), (2, 1))]
+        print(speed_table(results))
+        print(f"\nload average (1 min) before: {load:.1f}, after: {os.getloadavg()[0]:.1f}, "
+              f"on {os.cpu_count()} cores\n")
+        speeds = speeds or {r["arch"]: r["images_per_second"] for r in results if r["ranks"] == 1}
+    print(paper_table(speeds))
     return 0
 
 

@@ -309,3 +309,15 @@ def test_a_world_of_one_changes_nothing():
     distributed.average_buffers(model)
     assert all((p.grad == 2.0).all() for p in model.parameters())
     assert distributed.sum_numbers(3.0, 4) == (3.0, 4.0)
+
+
+def test_benchmark_paper_model_is_the_ring_all_reduce_formula():
+    from benchmarks.data_parallel import MACHINES, paper_table
+    from fer_app.models import build_model
+    rows = [line.split("|") for line in paper_table({"vgg_fer": 338.0}).splitlines()[2:]]
+    gradient = 4 * build_model("vgg_fer").num_parameters()   # bytes of float32 gradients
+    for row, images_per_machine in zip(rows, (lambda n: 64, lambda n: 64 / n)):
+        for n, cell in zip(MACHINES, row[3:3 + len(MACHINES)]):
+            seconds = images_per_machine(n) / 338.0             # one machine's compute per step
+            assert float(cell) == pytest.approx(2 * (n - 1) / n * gradient * 8 / seconds / 1e9,
+                                                abs=0.006)
