@@ -321,3 +321,13 @@ def test_benchmark_paper_model_is_the_ring_all_reduce_formula():
             seconds = images_per_machine(n) / 338.0             # one machine's compute per step
             assert float(cell) == pytest.approx(2 * (n - 1) / n * gradient * 8 / seconds / 1e9,
                                                 abs=0.006)
+
+
+def test_started_by_mpiexec_without_mpi4py_is_a_one_line_error(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("PMI_SIZE", "2")                  # as MPICH's mpiexec sets it
+    monkeypatch.setitem(sys.modules, "mpi4py", None)     # import mpi4py fails
+    assert train.main(["--data", "missing.csv", "--out", str(tmp_path / "run")]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("error: training on several processes needs mpi4py") and \
+        error.count("\n") == 1
+    assert distributed.world_size() == 1 and not (tmp_path / "run").exists()
