@@ -44,10 +44,10 @@ from tqdm import tqdm
 
 import tinycnn
 from tinycnn import backend as backends
-from tinycnn import nn, optim
+from tinycnn import distributed, nn, optim
 from tinycnn import functional as F
 
-from . import plots
+from . import distributed_train, plots
 from .augment import AugmentConfig, augment_batch
 from .checkpoint import load_training_state, save_training_state
 from .data import DataError, Dataset, find_data, load_dataset, split_dataset
@@ -131,6 +131,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="stop after this many epochs without a lower validation loss (0 = never)")
     p.add_argument("--seed", type=int, help="seed for initialization, shuffling, augmentation")
     p.add_argument("--limit", type=int, help="train on only this many (random) training rows")
+    p.add_argument("--distributed", action="store_true",
+                   help="train on the MPI ranks (found without it when started by mpiexec)")
     p.add_argument("--init", help="start from this model file's weights (same --arch and classes; "
                    "'default'/'fast' name a shipped model) instead of a random initialization")
     p.add_argument("--teacher", help="distill from this model file or shipped model name "
@@ -287,8 +289,11 @@ def start_run(args: argparse.Namespace) -> Run:
     elif os.path.exists(last_path):
         raise TrainError(f"{args.out} already holds a run; continue it with --resume or choose another --out")
     settings = choose_settings(args, saved)
-    backends.use(settings["backend"])
+    distributed_train.use_backend(settings["backend"])
     train, val = load_splits(settings)
+    problem = distributed_train.check(settings["batch_size"], len(train))
+    if problem:
+        raise TrainError(problem)
     teacher_log_probs = load_teacher(settings, train, args.out)
 
     tinycnn.manual_seed(settings["seed"])
@@ -309,6 +314,7 @@ def start_run(args: argparse.Namespace) -> Run:
         run.progress = {key: metadata[key] for key in run.progress}
         run.normalizer = Normalizer.from_dict(metadata["normalization"])
         resync_learning_rate(scheduler)
+    distributed.broadcast_parameters(model)
     return run
 
 
@@ -320,8 +326,9 @@ def load_teacher(settings: dict, train: Dataset, out: str) -> np.ndarray | None:
     if model_path(settings["teacher"]) == settings["teacher"]:
         settings["teacher"] = os.path.abspath(settings["teacher"])
     cache = settings["teacher_cache"] or os.path.join(out, "teacher_outputs.npz")
-    return teacher_outputs(settings["teacher"], train.images, train.class_names,
-                           os.path.abspath(cache), settings["backend"])
+    return distributed_train.rank_0_first(lambda: teacher_outputs(  # the others read its cache
+        settings["teacher"], train.images, train.class_names, os.path.abspath(cache),
+        settings["backend"]))
 
 
 def initialize_from(model: nn.Module, settings: dict, class_names: list[str]) -> None:
@@ -353,9 +360,10 @@ def resync_learning_rate(scheduler) -> None:
 # --- one epoch ------------------------------------------------------------------------
 def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
     """(first, stop) of each batch of an epoch of n rows. A last batch of a single row
-    would give batch norm one value per feature, so that row joins the batch before it."""
+    would give batch norm one value per feature, so that row joins the batch before it (rows
+    fewer than 2 per rank, when training on several)."""
     bounds = [(first, min(first + batch_size, n)) for first in range(0, n, batch_size)]
-    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < 2 * distributed.world_size():
         bounds[-2:] = [(bounds[-2][0], n)]
     return bounds
 
@@ -364,20 +372,22 @@ def train_epoch(run: Run, epoch: int) -> dict:
     """One pass over the shuffled training set. Returns train_loss, train_acc,
     seconds and images_per_second; raises TrainError when the loss is not finite."""
     run.model.train()
-    order = run.rng.permutation(len(run.train))
+    order = run.rng.permutation(len(run.train))  # the same on every rank
+    rng = distributed_train.epoch_rng(run.rng, run.settings["seed"], epoch)  # augmentation, mixup
     batch_size = run.settings["batch_size"]
     total_loss = correct = seen = 0
     start = time.perf_counter()
     bar = tqdm(batch_bounds(len(order), batch_size), desc=f"epoch {epoch}/{run.settings['epochs']}",
-               unit="batch", leave=False, dynamic_ncols=True)
+               unit="batch", leave=False, dynamic_ncols=True,
+               disable=not distributed_train.is_writer())
     for first, stop in bar:
-        rows = order[first:stop]
-        images = augment_batch(run.train.images[rows], run.augment, run.rng)  # (B, 48, 48) float32
+        rows = distributed_train.shard(order[first:stop])                       # this rank's rows
+        images = augment_batch(run.train.images[rows], run.augment, rng)       # (B, 48, 48) float32
         x = run.normalizer.apply(images)                                        # (B, 1, 48, 48)
         labels = run.train.labels[rows]                                         # (B,)
         targets = labels                                                        # (B,) or (B, K)
         if run.settings["mixup"] > 0:
-            x, targets = mixup(x, labels, len(run.train.class_names), run.settings["mixup"], run.rng)
+            x, targets = mixup(x, labels, len(run.train.class_names), run.settings["mixup"], rng)
         logits = run.model(tinycnn.Tensor(x))                                   # (B, K)
         loss = batch_loss(run, logits, targets, rows)
         value = loss.item()
@@ -388,6 +398,7 @@ def train_epoch(run: Run, epoch: int) -> dict:
                              f"(epoch {epoch - 1}) is kept; try a lower --lr.")
         run.optimizer.zero_grad()
         loss.backward()
+        distributed.allreduce_gradients(run.model, share=len(rows) / (stop - first))
         run.optimizer.step()
         if isinstance(run.scheduler, optim.OneCycleLR):
             run.scheduler.step()
@@ -397,6 +408,8 @@ def train_epoch(run: Run, epoch: int) -> dict:
         bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}",
                         img_s=f"{seen / (time.perf_counter() - start):.0f}")
     bar.close()
+    distributed.average_buffers(run.model)  # the ranks' batch-norm running statistics
+    total_loss, correct, seen = distributed.sum_numbers(total_loss, correct, seen)
     seconds = time.perf_counter() - start
     return {"train_loss": total_loss / seen, "train_acc": correct / seen, "seconds": seconds,
             "images_per_second": seen / seconds}
@@ -460,12 +473,14 @@ def run_epoch(run: Run, epoch: int) -> None:
     improved = row["val_acc"] > progress["best_val_acc"]
     if improved:
         progress["best_val_acc"] = row["val_acc"]
-        tinycnn.save(run.model.state_dict(), run.path("model.npz"),
-                     {**metadata, "epoch": epoch, "val": scores})
-    save_training_state(run.path("last.npz"), run.model, run.optimizer, run.scheduler, run.rng,
-                        {**metadata, **progress})
-    write_history(progress["history"], run.path("history.csv"))
-    plots.plot_curves(progress["history"], run.path("curves.png"))
+    if distributed_train.is_writer():  # rank 0 alone writes, when training on several
+        if improved:
+            tinycnn.save(run.model.state_dict(), run.path("model.npz"),
+                         {**metadata, "epoch": epoch, "val": scores})
+        save_training_state(run.path("last.npz"), run.model, run.optimizer, run.scheduler, run.rng,
+                            {**metadata, **progress})
+        write_history(progress["history"], run.path("history.csv"))
+        plots.plot_curves(progress["history"], run.path("curves.png"))
     print(format_epoch(row, improved), flush=True)
 
 
@@ -512,9 +527,10 @@ def finish(run: Run) -> dict:
 def train_model(args: argparse.Namespace) -> dict:
     """Run (or resume) training as ``args`` say; returns the best model's validation report."""
     run = start_run(args)
-    os.makedirs(run.out, exist_ok=True)
-    plots.plot_class_distribution({"train": run.train.labels, "validation": run.val.labels},
-                                  run.train.class_names, run.path("class_distribution.png"))
+    if distributed_train.is_writer():
+        os.makedirs(run.out, exist_ok=True)
+        plots.plot_class_distribution({"train": run.train.labels, "validation": run.val.labels},
+                                      run.train.class_names, run.path("class_distribution.png"))
     done = run.progress["epoch"]
     print(f"{run.settings['arch']} ({run.model.num_parameters():,} parameters) on "
           f"{run.settings['backend']}: {len(run.train)} training / {len(run.val)} validation "
@@ -526,6 +542,8 @@ def train_model(args: argparse.Namespace) -> dict:
             print(f"early stop: validation loss has not improved for {patience} epochs")
             break
         run_epoch(run, epoch)
+    if not distributed_train.is_writer():
+        return {}
     report = finish(run)
     print(f"best model: epoch {report['epoch']}, {run.path('model.npz')}")
     print(format_report(report))
@@ -535,14 +553,15 @@ def train_model(args: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
+        distributed_train.start(args.distributed)
         train_model(args)
     except (TrainError, TeacherError, ModelFileError, DataError, backends.BackendError,
-            OSError) as error:
+            OSError, distributed.DistributedError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 1
+        return distributed_train.stop(1)
     except KeyboardInterrupt:
         print(f"\ninterrupted; continue with --resume --out {args.out}", file=sys.stderr)
-        return 130
+        return distributed_train.stop(130)
     return 0
 
 
