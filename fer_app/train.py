@@ -145,7 +145,9 @@ def choose_settings(args: argparse.Namespace, saved: dict | None) -> dict:
 
 
 def check_settings(settings: dict) -> None:
-    for key in ("lr", "weight_decay", "momentum", "mixup", "label_smoothing", "val_fraction"):
+    numbers = ["lr", "weight_decay", "momentum", "mixup", "label_smoothing", "val_fraction"] + [
+        key for key in ("flip", "rotation", "zoom", "shear", "erase") if settings[key] is not None]
+    for key in numbers:
         if not math.isfinite(settings[key]):
             raise TrainError(f"--{key.replace('_', '-')} must be a finite number, got {settings[key]}")
     positive = ["epochs", "batch_size", "lr"] + (["limit"] if settings["limit"] is not None else [])

@@ -225,6 +225,7 @@ def test_a_numba_backend_that_cannot_load_is_a_backend_error_and_the_default_fal
     ("--lr", "inf", "--lr must be a finite number"),
     ("--lr", "nan", "--lr must be a finite number"),
     ("--mixup", "nan", "--mixup must be a finite number"),
+    ("--shear", "nan", "--shear must be a finite number"),
 ])
 def test_bad_training_options_are_refused(option, value, message):
     with pytest.raises(train.TrainError, match=message):
