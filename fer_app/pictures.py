@@ -44,7 +44,7 @@ def read_image(path, max_pixels: int = MAX_PIXELS) -> numpy.ndarray:
     before decoding) and OSError / PIL.UnidentifiedImageError for a file that is not one.
     """
     with open_image(path, max_pixels) as picture:
-        return pil_to_array(picture, max_pixels)
+        return pil_to_array(picture)
 
 
 def open_image(source, max_pixels: int = MAX_PIXELS) -> Image.Image:
@@ -72,10 +72,10 @@ def check_size(picture: Image.Image, max_pixels: int = MAX_PIXELS) -> None:
                            f"(limit {max_pixels / 1e6:g} megapixels)")
 
 
-def pil_to_array(picture: Image.Image, max_pixels: int = MAX_PIXELS) -> numpy.ndarray:
+def pil_to_array(picture: Image.Image) -> numpy.ndarray:
     """PIL image -> (H, W, 3) RGB uint8, applying the EXIF orientation tag (phone
-    photos); 16-bit and float grey pictures are scaled to 0..255 (see :func:`to_8bit`)."""
-    check_size(picture, max_pixels)
+    photos); 16-bit and float grey pictures are scaled to 0..255 (see :func:`to_8bit`).
+    The caller checks the size first (:func:`open_image`, :func:`check_size`)."""
     upright = ImageOps.exif_transpose(picture)
     return numpy.asarray(to_8bit(upright).convert("RGB"))
 

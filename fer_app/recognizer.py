@@ -20,7 +20,7 @@ from PIL import Image
 
 from .faces import FACE_SIZE, FaceDetector, crop_faces, to_grey
 from .inference import load_classifier
-from .pictures import pil_to_array, read_image
+from .pictures import check_size, pil_to_array, read_image
 
 
 class EmotionRecognizer:
@@ -108,6 +108,7 @@ def load_grey(image, color: str = "rgb") -> numpy.ndarray:
         image = read_image(image)
         color = "rgb"
     elif isinstance(image, Image.Image):
+        check_size(image)  # before pil_to_array decodes it
         image = pil_to_array(image)
         color = "rgb"
     return to_grey(image, color)

@@ -102,8 +102,9 @@ def test_a_bomb_is_refused_from_its_header(tmp_path, side):
     path.write_bytes(bomb_png(side, side))
     with pytest.raises(pictures.PictureError, match="too large"):
         pictures.read_image(str(path))
-    with pytest.raises(pictures.PictureError, match="too large"):
-        pictures.pil_to_array(Image.open(io.BytesIO(bomb_png(7_000, 7_000))))
+    from fer_app.recognizer import load_grey
+    with pytest.raises(pictures.PictureError, match="too large"):  # an opened PIL image (API)
+        load_grey(Image.open(io.BytesIO(bomb_png(7_000, 7_000))))
 
 
 def test_predict_names_the_bomb_in_one_line_and_goes_on(tmp_path, capsys):
