@@ -24,7 +24,12 @@ from .models import build_model
 from .models.ensemble import Ensemble
 from .normalize import Normalizer
 
-DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights", "default.npz")
+WEIGHTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
+# The shipped models by name: "default" the most accurate (still pictures), "fast" one small
+# network (live video, camera and the web page).
+NAMED_MODELS = {"default": os.path.join(WEIGHTS, "default.npz"),
+                "fast": os.path.join(WEIGHTS, "fast.npz")}
+DEFAULT_MODEL = NAMED_MODELS["default"]
 BATCH_SIZE = 256
 TTA_SHIFT = 2  # pixels: TTA views are shifted by this much left, right, up and down
 
@@ -162,12 +167,18 @@ def build_network(metadata: dict) -> nn.Module:
     return build_model(metadata["arch"], num_classes)
 
 
+def model_path(model: str) -> str:
+    """The file of a shipped model's name ("default", "fast"), or ``model`` itself (a path)."""
+    return NAMED_MODELS.get(model, model)
+
+
 def load_classifier(model: str = "default", backend: str | None = None,
                     fused: bool = True) -> Classifier:
-    """The classifier stored in a model file ("default" = the shipped
-    fer_app/weights/default.npz) on ``backend`` (None: numba if it runs here, else
-    numpy). The backend becomes tinycnn's active backend. ``fused``: see :class:`Classifier`."""
-    path = DEFAULT_MODEL if model == "default" else model
+    """The classifier stored in a model file, or a shipped model by name ("default":
+    fer_app/weights/default.npz, "fast": fer_app/weights/fast.npz) on ``backend`` (None:
+    numba if it runs here, else numpy). The backend becomes tinycnn's active backend.
+    ``fused``: see :class:`Classifier`."""
+    path = model_path(model)
     state, metadata = read_model_file(path)
     backends.use(backend or default_backend_name())
     network = build_network(metadata)
