@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     header = [f"# Fused inference (`python -m benchmarks.fused_inference {' '.join(argv or sys.argv[1:])}`)",
               "",
               f"Machine: {platform.machine()}, {threads.cores()} cores, 1-minute load {load:.2f}, "
-              f"CPU free for tinycnn.threads: {threads.cpu_is_free()}; backend {args.backend}.",
+              f"cores free for tinycnn.threads: {threads.free_cores()}; backend {args.backend}.",
               f"BLAS: {blas_description()} outside the timed calls "
               f"(OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
               f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}); every row runs "

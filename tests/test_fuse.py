@@ -221,11 +221,18 @@ def test_inference_threads_sets_blas_and_numba_for_the_block_and_restores_them(m
         threads.set_threads(0)
 
 
-def test_cpu_is_free_reads_the_pressure_file(monkeypatch, tmp_path):
+def test_free_cores_are_the_cores_less_the_load_of_other_processes(monkeypatch):
     from tinycnn import threads
-    pressure = tmp_path / "cpu"
-    monkeypatch.setattr(threads, "PRESSURE_FILE", str(pressure))
-    pressure.write_text("some avg10=95.00 avg60=90.00 avg300=80.00 total=1\nfull avg10=0.00\n")
-    assert not threads.cpu_is_free()
-    pressure.write_text("some avg10=0.50 avg60=1.00 avg300=2.00 total=1\n")
-    assert threads.cpu_is_free()
+    monkeypatch.setattr(threads, "cores", lambda: 8)
+    monkeypatch.setattr(threads.time, "process_time", lambda: 0.0)   # this process: idle
+    monkeypatch.setattr(threads, "_own", (threads.time.monotonic() - 1.0, 0.0))
+    for load, free in ((0.2, 8), (3.0, 5), (7.6, 1), (30.0, 1)):
+        monkeypatch.setattr(threads.os, "getloadavg", lambda: (load, load, load))
+        assert threads.free_cores() == free, load
+    busy = iter([100.0, 102.0])                 # 2 CPU seconds per second: 2 busy threads of ours
+    clock = iter([50.0, 51.0])
+    monkeypatch.setattr(threads.time, "process_time", lambda: next(busy))
+    monkeypatch.setattr(threads.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (3.0, 3.0, 3.0))
+    threads.free_cores()                        # first look at 100 s of CPU
+    assert threads.free_cores() == 7            # load 3 of which 2 are ours: 8 - 1

@@ -8,15 +8,17 @@ afterwards, so the user's own NumPy code is not changed. It does not matter whet
 
 ``threads()`` is, in this order:
   1. the count given to :func:`set_threads`, or the ``TINYCNN_THREADS`` environment variable;
-  2. every core of the process when the CPU is free, else 1. "Free" is read from Linux's
-     CPU pressure (``/proc/pressure/cpu``: the share of the last 10 s in which some task
-     waited for a core, below 10%), or where that file is missing from the 1-minute load
-     average (below half the cores). Read again at most once a second.
+  2. the cores no other process is using (at least 1): the cores minus the 1-minute load
+     average, less this process's own share of that load (its CPU seconds per second since
+     the last decision). Decided again at most once a second.
 
-Why not always every core: on a 2-core machine shared with other jobs, two BLAS threads
-made the products of small-batch inference 5-20x slower (each product waits for its
-slowest thread, and that one is often not running); on a free machine they are twice as
-fast. ``python -m benchmarks.fused_inference`` shows both.
+Why not always every core: a parallel region (a BLAS product split in two, a Numba
+``prange``) ends when its slowest thread ends, and a thread that shares its core with
+another busy process waits a scheduler time slice (milliseconds) for its turn. On this
+project's 2-core machine, with one other busy process, two threads made vgg_fer's batch-1
+inference 20-30x slower than one; on a free machine two are faster. Linux's CPU pressure
+(``/proc/pressure/cpu``) does not see this case (one other process on one core makes
+no task wait), the load average does. ``python -m benchmarks.fused_inference`` shows both.
 """
 from __future__ import annotations
 
@@ -28,9 +30,8 @@ import time
 
 _explicit: int | None = None
 _decided = (-1.0, 1)      # (time.monotonic() when decided, count)
+_own = (time.monotonic(), time.process_time())   # when and at what CPU time we last looked
 _depth = 0                # nesting of inference_threads blocks (only the outer one sets threads)
-PRESSURE_FILE = "/proc/pressure/cpu"
-BUSY_PRESSURE = 10.0      # percent of the last 10 s in which some task waited for a core
 
 
 def cores() -> int:
@@ -58,22 +59,22 @@ def threads() -> int:
         return max(1, int(os.environ["TINYCNN_THREADS"]))
     now = time.monotonic()
     if now - _decided[0] > 1.0:
-        _decided = (now, cores() if cpu_is_free() else 1)
+        _decided = (now, free_cores())
     return _decided[1]
 
 
-def cpu_is_free() -> bool:
-    """True when no other work waits for this machine's cores (see the module docstring)."""
+def free_cores() -> int:
+    """round(cores - (load average - own busy threads)), between 1 and the cores; the cores
+    where there is no load average (Windows)."""
+    global _own
     try:
-        with open(PRESSURE_FILE) as pressure:
-            fields = dict(field.split("=") for field in pressure.readline().split()[1:])
-        return float(fields["avg10"]) < BUSY_PRESSURE
-    except (OSError, KeyError, ValueError):
-        pass
-    try:
-        return os.getloadavg()[0] < cores() / 2
-    except (AttributeError, OSError):            # no load average (Windows): assume free
-        return True
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return cores()
+    now, cpu = time.monotonic(), time.process_time()
+    own = (cpu - _own[1]) / max(now - _own[0], 1e-3)   # this process's busy threads, on average
+    _own = (now, cpu)
+    return max(1, min(cores(), round(cores() - max(0.0, load - own))))
 
 
 @functools.lru_cache(maxsize=1)
