@@ -206,7 +206,7 @@ def test_a_damaged_file_is_one_serialization_error(tmp_path, damage):
     middle = len(data) // 2
     path.write_bytes({"empty": b"", "truncated": data[:middle], "bare .npy": data,
                       "random bytes": numpy.random.default_rng(0).bytes(len(data)),
-                      "bad crc": data[:middle] + bytes(255 - b for b in data[middle:middle + 16])
-                      + data[middle + 16:]}[damage])
+                      "bad crc": data[:200] + bytes(255 - b for b in data[200:216])  # in 0.weight's bytes
+                      + data[216:]}[damage])
     with pytest.raises(tinycnn.SerializationError, match="model.npz"):
         tinycnn.load(str(path))
