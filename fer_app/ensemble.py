@@ -21,6 +21,7 @@ import numpy as np
 
 import tinycnn
 
+from .cli import error_boundary
 from .inference import ModelFileError, read_model_file
 
 
@@ -94,6 +95,7 @@ def choose_within_budget(paths: list[str], budget_bytes: int, float16: bool = Fa
     return chosen
 
 
+@error_boundary
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fer_app.ensemble", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -101,11 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="the ensemble model file to write")
     parser.add_argument("--float16", action="store_true", help="store the weights in half precision")
     args = parser.parse_args(argv)
-    try:
-        metadata = combine(args.models, args.out, args.float16)
-    except (ModelFileError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    metadata = combine(args.models, args.out, args.float16)
     print(f"{args.out}: ensemble of {len(metadata['members'])} networks "
           f"({', '.join(member['arch'] for member in metadata['members'])})")
     return 0

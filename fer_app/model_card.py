@@ -31,7 +31,8 @@ import sys
 import numpy as np
 
 from . import plots
-from .data import DataError, find_data, select_split
+from .cli import UsageError, UserError, error_boundary
+from .data import find_data, select_split
 from .ensemble import choose_within_budget, combine
 from .evaluate import dataset_for
 from .inference import DEFAULT_MODEL, ModelFileError, load_classifier
@@ -49,11 +50,15 @@ def training_hours(history: list[dict]) -> float:
 
 
 def read_history(path: str) -> list[dict]:
-    """history.csv rows with numbers as floats (epoch as int)."""
+    """history.csv rows with numbers as floats (epoch as int); a UserError if the file is
+    not one that fer_app.train wrote."""
     with open(path, newline="") as file:
         rows = list(csv.DictReader(file))
-    return [{key: (int(value) if key == "epoch" else float(value)) for key, value in row.items()}
-            for row in rows]
+    try:
+        return [{key: (int(value) if key == "epoch" else float(value)) for key, value in row.items()}
+                for row in rows]
+    except (TypeError, ValueError) as error:   # a missing cell is None, a word is not a number
+        raise UserError(f"{path}: not a history.csv written by fer_app.train ({error})") from None
 
 
 # Always written out, so the command reads as a recipe; other settings only when they
@@ -156,7 +161,7 @@ def replace_in_readme(readme: str, markdown: str) -> None:
     elif len(parts) == 3:
         head, _, tail = parts
     else:
-        raise ValueError(f"{readme}: expected one or two '{MARKER}' lines")
+        raise UserError(f"{readme}: expected one or two '{MARKER}' lines")
     with open(readme, "w", encoding="utf-8") as file:
         file.write(head + markdown + tail)
 
@@ -164,6 +169,10 @@ def replace_in_readme(readme: str, markdown: str) -> None:
 def member_facts(run: str, metadata: dict, out: str) -> dict:
     """How one network of the model was trained, from its run folder and its metadata;
     draws its learning curves into ``out``."""
+    missing = [key for key in ("settings", "epoch", "val") if key not in metadata]
+    if missing:
+        raise ModelFileError(f"{run}: its model was not written by fer_app.train (no "
+                             f"{', '.join(missing)} in its metadata)")
     history = read_history(os.path.join(run, "history.csv"))
     name = os.path.basename(os.path.normpath(run))
     plots.plot_curves(history, os.path.join(out, f"curves_{name}.png"))
@@ -184,7 +193,8 @@ def make_card(model: str, runs: list[str], data: str | None, split: str, out: st
     meta = classifier.metadata
     member_metadata = meta["members"] if meta["arch"] == "ensemble" else [meta]
     if len(member_metadata) != len(runs):
-        raise ValueError(f"the model has {len(member_metadata)} network(s) but {len(runs)} run(s) were given")
+        raise UsageError(f"the model has {len(member_metadata)} network(s) but {len(runs)} run(s) "
+                         f"were given to --run")
     ds = select_split(dataset_for(classifier, find_data(data)), split)
     view_probabilities = classifier.predict_proba_views(ds.images)  # (10, N, K); [0] is the plain pass
     plain = classification_report(ds.labels, view_probabilities[0].argmax(axis=1), ds.class_names)
@@ -214,6 +224,7 @@ def ship(models: list[str], float16: bool = False) -> None:
         combine(models, DEFAULT_MODEL, float16)   # writes atomically
 
 
+@error_boundary
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fer_app.model_card", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -237,19 +248,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.budget_mb is not None and not args.ship:
         parser.error("--budget-mb chooses what to ship: give --ship too")
-    try:
-        runs = args.run
-        if args.budget_mb is not None:
-            models = choose_within_budget([os.path.join(run, "model.npz") for run in runs],
-                                          int(args.budget_mb * 1e6), args.float16)
-            runs = [os.path.dirname(model) for model in models]
-            print(f"chosen within {args.budget_mb:g} MB: {' '.join(runs)}", file=sys.stderr)
-        if args.ship:
-            ship([os.path.join(run, "model.npz") for run in runs], args.float16)
-        card = make_card(args.model, runs, args.data, args.split, args.out)
-    except (ModelFileError, DataError, OSError, KeyError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    runs = args.run
+    if args.budget_mb is not None:
+        models = choose_within_budget([os.path.join(run, "model.npz") for run in runs],
+                                      int(args.budget_mb * 1e6), args.float16)
+        runs = [os.path.dirname(model) for model in models]
+        print(f"chosen within {args.budget_mb:g} MB: {' '.join(runs)}", file=sys.stderr)
+    if args.ship:
+        ship([os.path.join(run, "model.npz") for run in runs], args.float16)
+    card = make_card(args.model, runs, args.data, args.split, args.out)
     card["command"] = "python -m fer_app.model_card " + " ".join(argv if argv is not None else sys.argv[1:])
     if args.budget_mb is not None:
         card.update(budget_mb=args.budget_mb, candidates=args.run)

@@ -19,8 +19,13 @@ import sys
 
 from PIL import Image
 
+from tinycnn import backend as backends
+
+from .cli import UsageError, error_boundary, writable_folder
 from .draw import annotate
 from .recognizer import EmotionRecognizer, read_image
+
+MAX_MARGIN = 1.0  # a face box may grow to 3 times its side, no more (the crop is padded in memory)
 
 
 def add_recognizer_arguments(parser: argparse.ArgumentParser, tta: bool = False) -> None:
@@ -31,18 +36,25 @@ def add_recognizer_arguments(parser: argparse.ArgumentParser, tta: bool = False)
     """
     parser.add_argument("--model", default="default",
                         help="'default' (the shipped model) or a model .npz file")
-    parser.add_argument("--backend", default="numpy",
+    parser.add_argument("--backend", default="numpy", choices=backends.names(),
                         help="tinycnn backend: numpy (default; fastest for a few faces), numba, cupy")
     parser.add_argument("--min-face-size", type=int, default=40,
                         help="smallest face side in pixels (default 40)")
     parser.add_argument("--margin", type=float, default=0.0,
-                        help="grow each face box by this fraction of its side (default 0.0)")
+                        help=f"grow each face box by this fraction of its side, 0 to {MAX_MARGIN} "
+                             f"(default 0.0)")
     parser.add_argument("--tta", action=argparse.BooleanOptionalAction, default=tta,
                         help="test-time augmentation: 10 passes per face, slower and usually more "
                              f"accurate (default {'on' if tta else 'off'})")
 
 
 def build_recognizer(args: argparse.Namespace) -> EmotionRecognizer:
+    """The recognizer the options ask for; a UsageError for a face setting out of range."""
+    if args.min_face_size < 1:
+        raise UsageError(f"--min-face-size must be at least 1 pixel, got {args.min_face_size}")
+    if not 0.0 <= args.margin <= MAX_MARGIN:
+        raise UsageError(f"--margin must be between 0 and {MAX_MARGIN} (a fraction of the face's "
+                         f"side), got {args.margin}")
     return EmotionRecognizer(model=args.model, backend=args.backend,
                              min_face_size=args.min_face_size, margin=args.margin, tta=args.tta)
 
@@ -68,6 +80,7 @@ def annotated_path(out_dir: str, path: str) -> str:
     return os.path.join(out_dir, f"{stem}.annotated.png")
 
 
+@error_boundary
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m fer_app.predict", description="Find faces in photos and tell their emotions.")
@@ -80,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     recognizer = build_recognizer(args)
+    if args.annotate:
+        writable_folder(args.annotate, "--annotate")
     results, failed = {}, 0
     for path in args.images:
         try:
@@ -91,7 +106,6 @@ def main(argv: list[str] | None = None) -> int:
         faces = recognizer.detect(rgb, color="rgb")
         results[path] = faces
         if args.annotate:
-            os.makedirs(args.annotate, exist_ok=True)
             Image.fromarray(annotate(rgb, faces)).save(annotated_path(args.annotate, path))
         if not args.json:
             print(format_table(path, faces))

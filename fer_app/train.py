@@ -45,8 +45,9 @@ from tinycnn import functional as F
 
 from . import plots
 from .augment import AugmentConfig, augment_batch
-from .checkpoint import load_training_state, save_training_state
-from .data import DataError, Dataset, find_data, load_dataset, split_dataset
+from .checkpoint import CheckpointError, load_training_state, read_checkpoint, save_training_state
+from .cli import UsageError, UserError, error_boundary
+from .data import Dataset, find_data, load_dataset, split_dataset
 from .inference import Classifier, default_backend_name
 from .metrics import classification_report, format_report
 from .models import ARCHITECTURES, DEFAULT_ARCH, build_model
@@ -73,7 +74,7 @@ HISTORY_FIELDS = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc
                   "val_macro_f1", "seconds", "images_per_second"]
 
 
-class TrainError(Exception):
+class TrainError(UserError):
     """A problem the user can fix (bad option, unusable --out folder) or a diverged run."""
 
 
@@ -136,7 +137,11 @@ def choose_settings(args: argparse.Namespace, saved: dict | None) -> dict:
         settings["classes"] = 6 if settings["arch"] == "seed002" else 7
     if settings["backend"] is None:
         settings["backend"] = default_backend_name()
-    check_settings(settings)
+    try:
+        check_settings(settings)
+        augment_config(settings)
+    except TrainError as error:   # a bad option value: exit code 2, as argparse gives
+        raise UsageError(str(error)) from None
     return settings
 
 
@@ -258,7 +263,8 @@ def start_run(args: argparse.Namespace) -> Run:
     if args.resume:
         if not os.path.isfile(last_path):
             raise TrainError(f"--resume: no checkpoint {last_path}")
-        saved = tinycnn.load(last_path)[1]["settings"]
+        saved = read_checkpoint(last_path)[1]["settings"]
+        check_resume_options(args, saved, last_path)
     elif os.path.exists(last_path):
         raise TrainError(f"{args.out} already holds a run; continue it with --resume or choose another --out")
     settings = choose_settings(args, saved)
@@ -282,6 +288,24 @@ def start_run(args: argparse.Namespace) -> Run:
         run.normalizer = Normalizer.from_dict(metadata["normalization"])
         resync_learning_rate(scheduler)
     return run
+
+
+# What a resumed run cannot change: the model's shape, the optimizer's state, the input.
+FIXED_ON_RESUME = ("arch", "classes", "merge_disgust", "optimizer", "normalize")
+
+
+def check_resume_options(args: argparse.Namespace, saved: dict, last_path: str) -> None:
+    """A UsageError if an option given with --resume changes what last.npz was made with;
+    a CheckpointError if its saved architecture is unknown here."""
+    for key in FIXED_ON_RESUME:
+        given = getattr(args, key, None)
+        if given is not None and key in saved and given != saved[key]:
+            raise UsageError(f"--{key.replace('_', '-')} {given}: the run in {args.out} was "
+                             f"trained with {saved[key]}; --resume keeps it (drop the option, or "
+                             f"choose another --out)")
+    if saved.get("arch") not in ARCHITECTURES:
+        raise CheckpointError(f"{last_path}: unknown architecture {saved.get('arch')!r}; it "
+                              f"cannot be resumed")
 
 
 def resync_learning_rate(scheduler) -> None:
@@ -468,13 +492,11 @@ def train_model(args: argparse.Namespace) -> dict:
     return report
 
 
+@error_boundary
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         train_model(args)
-    except (TrainError, DataError, backends.BackendError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print(f"\ninterrupted; continue with --resume --out {args.out}", file=sys.stderr)
         return 130
