@@ -78,6 +78,10 @@ class TrainError(UserError):
     """A problem the user can fix (bad option, unusable --out folder) or a diverged run."""
 
 
+class OptionError(TrainError, UsageError):
+    """A bad option value (--epochs 0): exit code 2, as argparse gives for the options it checks."""
+
+
 # --- settings -------------------------------------------------------------------
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m fer_app.train", description=__doc__,
@@ -140,8 +144,8 @@ def choose_settings(args: argparse.Namespace, saved: dict | None) -> dict:
     try:
         check_settings(settings)
         augment_config(settings)
-    except TrainError as error:   # a bad option value: exit code 2, as argparse gives
-        raise UsageError(str(error)) from None
+    except TrainError as error:
+        raise OptionError(str(error)) from None
     return settings
 
 
@@ -295,14 +299,14 @@ FIXED_ON_RESUME = ("arch", "classes", "merge_disgust", "optimizer", "normalize")
 
 
 def check_resume_options(args: argparse.Namespace, saved: dict, last_path: str) -> None:
-    """A UsageError if an option given with --resume changes what last.npz was made with;
+    """An OptionError if an option given with --resume changes what last.npz was made with;
     a CheckpointError if its saved architecture is unknown here."""
     for key in FIXED_ON_RESUME:
         given = getattr(args, key, None)
         if given is not None and key in saved and given != saved[key]:
-            raise UsageError(f"--{key.replace('_', '-')} {given}: the run in {args.out} was "
-                             f"trained with {saved[key]}; --resume keeps it (drop the option, or "
-                             f"choose another --out)")
+            raise OptionError(f"--{key.replace('_', '-')} {given}: the run in {args.out} was "
+                              f"trained with {saved[key]}; --resume keeps it (drop the option, or "
+                              f"choose another --out)")
     if saved.get("arch") not in ARCHITECTURES:
         raise CheckpointError(f"{last_path}: unknown architecture {saved.get('arch')!r}; it "
                               f"cannot be resumed")
