@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from .cli import error_boundary
+from .cli import error_boundary, writable_file
 from .data_cache import load_cached
 from .dataset import EMOTIONS, DataError, Dataset
 from .fer_csv import read_fer_csv
@@ -174,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grid", metavar="PNG", help="write a grid of augmented training samples")
     parser.add_argument("--seed", type=int, default=0, help="seed for the augmentation grid")
     args = parser.parse_args(argv)
+    if args.grid:
+        writable_file(args.grid, "--grid")
     path = find_data(args.data)
     start = time.perf_counter()
     ds = load_dataset(path, args.classes, args.merge_disgust, args.skip_bad, cache=not args.no_cache)

@@ -22,7 +22,7 @@ import numpy as np
 import tinycnn
 
 from .cli import error_boundary
-from .inference import ModelFileError, read_model_file
+from .inference import ModelFileError, loaded_network, read_model_file
 
 
 def as_stored(array: np.ndarray, float16: bool) -> np.ndarray:
@@ -50,6 +50,7 @@ def combine(paths: list[str], out: str, float16: bool = False) -> dict:
         member_state, metadata = read_model_file(path)
         if metadata["arch"] == "ensemble":
             raise ModelFileError(f"{path}: is an ensemble already; list its members instead")
+        loaded_network(path, member_state, metadata)   # a ModelFileError unless the weights fit
         shared = shared_facts(metadata)
         first = first or shared
         for key, value in shared.items():

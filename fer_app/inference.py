@@ -189,6 +189,17 @@ def build_network(metadata: dict) -> nn.Module:
     return build_model(metadata["arch"], num_classes)
 
 
+def loaded_network(path: str, state: dict, metadata: dict) -> nn.Module:
+    """The network ``metadata`` names with the weights ``state`` (read from ``path``);
+    a ModelFileError if they do not fit it."""
+    network = build_network(metadata)
+    try:
+        network.load_state_dict(state)
+    except (KeyError, ValueError) as error:  # names (KeyError), shapes or dtypes (ValueError)
+        raise ModelFileError(f"{path}: weights do not fit {metadata['arch']}: {error.args[0]}") from None
+    return network
+
+
 def load_classifier(model: str = "default", backend: str | None = None) -> Classifier:
     """The classifier stored in a model file ("default" = the shipped
     fer_app/weights/default.npz) on ``backend`` (None: numba if it runs here, else
@@ -196,11 +207,7 @@ def load_classifier(model: str = "default", backend: str | None = None) -> Class
     path = DEFAULT_MODEL if model == "default" else model
     state, metadata = read_model_file(path)
     backends.use(backend or default_backend_name())
-    network = build_network(metadata)
-    try:
-        network.load_state_dict(state)
-    except (KeyError, ValueError) as error:  # names (KeyError), shapes or dtypes (ValueError)
-        raise ModelFileError(f"{path}: weights do not fit {metadata['arch']}: {error.args[0]}") from None
+    network = loaded_network(path, state, metadata)
     network.eval()
     return Classifier(network, metadata["class_names"],
                       Normalizer.from_dict(metadata["normalization"]), metadata)

@@ -166,13 +166,19 @@ def replace_in_readme(readme: str, markdown: str) -> None:
         file.write(head + markdown + tail)
 
 
+def check_member(run: str, metadata: dict) -> None:
+    """Before anything is written: a UserError unless ``metadata`` (one network's) comes
+    from fer_app.train and ``run`` holds its history.csv."""
+    missing = [key for key in ("settings", "epoch", "val") if key not in metadata]
+    if missing:
+        raise ModelFileError(f"{run}: its network was not written by fer_app.train (no "
+                             f"{', '.join(missing)} in its metadata)")
+    read_history(os.path.join(run, "history.csv"))
+
+
 def member_facts(run: str, metadata: dict, out: str) -> dict:
     """How one network of the model was trained, from its run folder and its metadata;
     draws its learning curves into ``out``."""
-    missing = [key for key in ("settings", "epoch", "val") if key not in metadata]
-    if missing:
-        raise ModelFileError(f"{run}: its model was not written by fer_app.train (no "
-                             f"{', '.join(missing)} in its metadata)")
     history = read_history(os.path.join(run, "history.csv"))
     name = os.path.basename(os.path.normpath(run))
     plots.plot_curves(history, os.path.join(out, f"curves_{name}.png"))
@@ -195,6 +201,8 @@ def make_card(model: str, runs: list[str], data: str | None, split: str, out: st
     if len(member_metadata) != len(runs):
         raise UsageError(f"the model has {len(member_metadata)} network(s) but {len(runs)} run(s) "
                          f"were given to --run")
+    for run, metadata in zip(runs, member_metadata):
+        check_member(run, metadata)
     ds = select_split(dataset_for(classifier, find_data(data)), split)
     view_probabilities = classifier.predict_proba_views(ds.images)  # (10, N, K); [0] is the plain pass
     plain = classification_report(ds.labels, view_probabilities[0].argmax(axis=1), ds.class_names)

@@ -100,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             rgb = read_image(path)  # (H, W, 3)
         except (OSError, ValueError) as error:
-            print(f"{path}: cannot read picture: {error}", file=sys.stderr)
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+            print(f"error: {path}: cannot read picture: {reason}", file=sys.stderr)
             failed += 1
             continue
         faces = recognizer.detect(rgb, color="rgb")
