@@ -21,7 +21,7 @@ import numpy as np
 
 import tinycnn
 
-from .cli import error_boundary
+from .cli import error_boundary, writable_file
 from .inference import ModelFileError, loaded_network, read_model_file
 
 
@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="the ensemble model file to write")
     parser.add_argument("--float16", action="store_true", help="store the weights in half precision")
     args = parser.parse_args(argv)
+    writable_file(args.out, "--out")
     metadata = combine(args.models, args.out, args.float16)
     print(f"{args.out}: ensemble of {len(metadata['members'])} networks "
           f"({', '.join(member['arch'] for member in metadata['members'])})")

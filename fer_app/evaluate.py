@@ -28,7 +28,7 @@ import numpy as np
 from tinycnn import backend as backends
 
 from . import plots
-from .cli import error_boundary
+from .cli import error_boundary, writable_folder
 from .data import DataError, Dataset, choose_classes, find_data, load_dataset, select_split
 from .inference import Classifier, load_classifier
 from .metrics import classification_report, format_report
@@ -72,14 +72,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-bad", action="store_true", help="skip bad rows/images")
     args = parser.parse_args(argv)
     classifier = load_classifier(args.model, args.backend)
+    out = args.out or ("." if args.model == "default" else os.path.dirname(os.path.abspath(args.model)))
+    writable_folder(out, "--out")   # now, not after minutes of evaluation
     path = find_data(args.data)
     ds = dataset_for(classifier, path, args.skip_bad)
     if args.split.lower() != "all":
         ds = select_split(ds, args.split)
     report = evaluate(classifier, ds, args.tta)
     report.update(split=args.split, model=args.model, tta=args.tta)
-    out = args.out or ("." if args.model == "default" else os.path.dirname(os.path.abspath(args.model)))
-    os.makedirs(out, exist_ok=True)
     figure = os.path.join(out, f"confusion_matrix_{args.split}.png")
     title = f"{classifier.metadata['arch']} on {args.split}{' (TTA)' if args.tta else ''}: " \
             f"accuracy {report['accuracy']:.3f}"

@@ -31,7 +31,7 @@ import sys
 import numpy as np
 
 from . import plots
-from .cli import UsageError, UserError, error_boundary
+from .cli import UsageError, UserError, error_boundary, writable_folder
 from .data import find_data, select_split
 from .ensemble import choose_within_budget, combine
 from .evaluate import dataset_for
@@ -256,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.budget_mb is not None and not args.ship:
         parser.error("--budget-mb chooses what to ship: give --ship too")
+    writable_folder(args.out, "--out")   # now, not after minutes of evaluation
     runs = args.run
     if args.budget_mb is not None:
         models = choose_within_budget([os.path.join(run, "model.npz") for run in runs],
