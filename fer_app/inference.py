@@ -25,7 +25,12 @@ from .models import ARCHITECTURES, build_model
 from .models.ensemble import Ensemble
 from .normalize import Normalizer
 
-DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights", "default.npz")
+WEIGHTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
+# The shipped models by name: "default" the most accurate (still pictures), "fast" one small
+# network (live video, camera and the web page).
+NAMED_MODELS = {"default": os.path.join(WEIGHTS, "default.npz"),
+                "fast": os.path.join(WEIGHTS, "fast.npz")}
+DEFAULT_MODEL = NAMED_MODELS["default"]
 BATCH_SIZE = 256
 TTA_SHIFT = 2  # pixels: TTA views are shifted by this much left, right, up and down
 
@@ -125,7 +130,8 @@ def read_model_file(path: str) -> tuple[dict, dict]:
         raise ModelFileError(f"{path}: is a folder; give the model file in it "
                              f"(e.g. {os.path.join(path, 'model.npz')})")
     if not os.path.isfile(path):
-        raise ModelFileError(f"{path}: model file not found; give a model .npz file or 'default'")
+        raise ModelFileError(f"{path}: model file not found; give a model .npz file or a shipped "
+                             f"model's name ({', '.join(NAMED_MODELS)})")
     try:
         state, metadata = tinycnn.load(path)
     except tinycnn.SerializationError as error:
@@ -200,11 +206,16 @@ def loaded_network(path: str, state: dict, metadata: dict) -> nn.Module:
     return network
 
 
+def model_path(model: str) -> str:
+    """The file of a shipped model's name ("default", "fast"), or ``model`` itself (a path)."""
+    return NAMED_MODELS.get(model, model)
+
+
 def load_classifier(model: str = "default", backend: str | None = None) -> Classifier:
-    """The classifier stored in a model file ("default" = the shipped
-    fer_app/weights/default.npz) on ``backend`` (None: numba if it runs here, else
-    numpy). The backend becomes tinycnn's active backend."""
-    path = DEFAULT_MODEL if model == "default" else model
+    """The classifier stored in a model file, or a shipped model by name ("default":
+    fer_app/weights/default.npz, "fast": fer_app/weights/fast.npz) on ``backend`` (None:
+    numba if it runs here, else numpy). The backend becomes tinycnn's active backend."""
+    path = model_path(model)
     state, metadata = read_model_file(path)
     backends.use(backend or default_backend_name())
     network = loaded_network(path, state, metadata)

@@ -48,13 +48,16 @@ def add_recognizer_arguments(parser: argparse.ArgumentParser, tta: bool = False)
                              f"accurate (default {'on' if tta else 'off'})")
 
 
-def build_recognizer(args: argparse.Namespace) -> EmotionRecognizer:
-    """The recognizer the options ask for; a UsageError for a face setting out of range."""
+def check_recognizer_options(args: argparse.Namespace) -> None:
+    """A UsageError for a face setting out of range."""
     if args.min_face_size < 1:
         raise UsageError(f"--min-face-size must be at least 1 pixel, got {args.min_face_size}")
     if not 0.0 <= args.margin <= MAX_MARGIN:
         raise UsageError(f"--margin must be between 0 and {MAX_MARGIN} (a fraction of the face's "
                          f"side), got {args.margin}")
+
+
+def build_recognizer(args: argparse.Namespace) -> EmotionRecognizer:
     return EmotionRecognizer(model=args.model, backend=args.backend,
                              min_face_size=args.min_face_size, margin=args.margin, tta=args.tta)
 
@@ -91,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="write each picture with boxes, labels and probability bars here")
     add_recognizer_arguments(parser, tta=True)
     args = parser.parse_args(argv)
+    check_recognizer_options(args)
 
     recognizer = build_recognizer(args)
     if args.annotate:

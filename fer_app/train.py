@@ -17,6 +17,10 @@ A run killed at any moment continues with ``--resume`` (same --out) from the las
 finished epoch; the settings saved in last.npz are used unless given again on the
 command line. A loss that turns NaN or infinite stops the run, keeping the last good
 checkpoint.
+
+Distillation (fer_app/distill.py): ``--teacher MODEL`` trains the network to match a
+teacher model's softened class probabilities as well as the labels; ``--init MODEL``
+starts from a trained model's weights instead of a random initialization.
 """
 from __future__ import annotations
 
@@ -48,7 +52,8 @@ from .augment import AugmentConfig, augment_batch
 from .checkpoint import CheckpointError, load_training_state, read_checkpoint, save_training_state
 from .cli import UsageError, UserError, error_boundary
 from .data import Dataset, find_data, load_dataset, split_dataset
-from .inference import Classifier, default_backend_name
+from .distill import distillation_loss, teacher_outputs
+from .inference import Classifier, default_backend_name, model_path, read_model_file
 from .metrics import classification_report, format_report
 from .models import ARCHITECTURES, DEFAULT_ARCH, build_model
 from .normalize import Normalizer
@@ -62,6 +67,8 @@ DEFAULTS = {
     "label_smoothing": 0.0, "mixup": 0.0, "class_weight": "none", "normalize": "per_image",
     "augment": "standard", "flip": None, "shift": None, "rotation": None, "zoom": None,
     "shear": None, "erase": None, "patience": 0, "seed": 0, "limit": None,
+    "init": None, "teacher": None, "teacher_cache": None, "distill_alpha": 0.7,
+    "distill_temperature": 4.0,
 }
 
 AUGMENT_PRESETS = {
@@ -129,6 +136,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="stop after this many epochs without a lower validation loss (0 = never)")
     p.add_argument("--seed", type=int, help="seed for initialization, shuffling, augmentation")
     p.add_argument("--limit", type=int, help="train on only this many (random) training rows")
+    p.add_argument("--init", help="start from this model file's weights (same --arch and classes; "
+                   "'default'/'fast' name a shipped model) instead of a random initialization")
+    p.add_argument("--teacher", help="distill from this model file or shipped model name "
+                   "('default', 'fast'; ensembles too): see fer_app/distill.py")
+    p.add_argument("--distill-alpha", type=float,
+                   help=f"weight a of the teacher term, in [0, 1] (default {d['distill_alpha']})")
+    p.add_argument("--distill-temperature", type=float,
+                   help=f"softening temperature T > 0 (default {d['distill_temperature']})")
+    p.add_argument("--teacher-cache", help="where the teacher's outputs are cached "
+                   "(default: teacher_outputs.npz in --out); runs on the same data may share one")
     return p.parse_args(argv)
 
 
@@ -162,6 +179,13 @@ def check_settings(settings: dict) -> None:
         raise TrainError(f"--label-smoothing must be in [0, 1), got {settings['label_smoothing']}")
     if settings["weight_decay"] < 0 or settings["patience"] < 0:
         raise TrainError("--weight-decay and --patience must be >= 0")
+    if not 0.0 <= settings["distill_alpha"] <= 1.0:
+        raise TrainError(f"--distill-alpha must be in [0, 1], got {settings['distill_alpha']}")
+    if not settings["distill_temperature"] > 0:
+        raise TrainError(f"--distill-temperature must be positive, got {settings['distill_temperature']}")
+    if settings["teacher"] is not None and settings["mixup"] > 0:
+        raise TrainError("--mixup cannot be combined with --teacher: the cached teacher outputs "
+                         "describe single images, not blends")
 
 
 def augment_config(settings: dict) -> AugmentConfig:
@@ -255,6 +279,7 @@ class Run:
     class_weight: np.ndarray | None   # (K,) loss weight per class
     rng: np.random.Generator          # shuffling and augmentation
     progress: dict                    # epoch, history, best scores (saved in last.npz)
+    teacher_log_probs: np.ndarray | None = None  # (N_train, K) with --teacher
 
     def path(self, name: str) -> str:
         return os.path.join(self.out, name)
@@ -274,9 +299,12 @@ def start_run(args: argparse.Namespace) -> Run:
     settings = choose_settings(args, saved)
     backends.use(settings["backend"])
     train, val = load_splits(settings)
+    teacher_log_probs = load_teacher(settings, train, args.out)
 
     tinycnn.manual_seed(settings["seed"])
     model = build_model(settings["arch"], len(train.class_names))
+    if settings["init"] is not None and not args.resume:
+        initialize_from(model, settings, train.class_names)
     optimizer = build_optimizer(model, settings)
     scheduler = build_scheduler(optimizer, settings, len(batch_bounds(len(train), settings["batch_size"])))
     class_weight = (balanced_class_weight(train.labels, len(train.class_names))
@@ -285,7 +313,7 @@ def start_run(args: argparse.Namespace) -> Run:
               Normalizer(mode=settings["normalize"]).fit(train.images), augment_config(settings),
               class_weight, np.random.default_rng([settings["seed"], 1]),
               {"epoch": 0, "history": [], "best_val_acc": -1.0, "best_val_loss": math.inf,
-               "epochs_since_better_loss": 0})
+               "epochs_since_better_loss": 0}, teacher_log_probs)
     if args.resume:
         metadata = load_training_state(last_path, model, optimizer, scheduler, run.rng)
         run.progress = {key: metadata[key] for key in run.progress}
@@ -310,6 +338,31 @@ def check_resume_options(args: argparse.Namespace, saved: dict, last_path: str) 
     if saved.get("arch") not in ARCHITECTURES:
         raise CheckpointError(f"{last_path}: unknown architecture {saved.get('arch')!r}; it "
                               f"cannot be resumed")
+
+
+def load_teacher(settings: dict, train: Dataset, out: str) -> np.ndarray | None:
+    """The teacher's log-probabilities for the training images (N, K), or None without
+    --teacher. A teacher given as a path is stored absolute, so --resume finds it."""
+    if settings["teacher"] is None:
+        return None
+    if model_path(settings["teacher"]) == settings["teacher"]:
+        settings["teacher"] = os.path.abspath(settings["teacher"])
+    cache = settings["teacher_cache"] or os.path.join(out, "teacher_outputs.npz")
+    return teacher_outputs(settings["teacher"], train.images, train.class_names,
+                           os.path.abspath(cache), settings["backend"])
+
+
+def initialize_from(model: nn.Module, settings: dict, class_names: list[str]) -> None:
+    """Copy the weights of the model file --init names into ``model``; it must be one
+    network of the same architecture and classes."""
+    path = model_path(settings["init"])
+    state, metadata = read_model_file(path)
+    if metadata["arch"] != settings["arch"] or metadata["class_names"] != list(class_names):
+        raise TrainError(f"--init {settings['init']}: a {metadata['arch']} network for classes "
+                         f"{metadata['class_names']} cannot start a {settings['arch']} for "
+                         f"{list(class_names)} (an ensemble's member can be written out with "
+                         f"python -m fer_app.ensemble FILE --member I --out member.npz)")
+    model.load_state_dict(state)
 
 
 def resync_learning_rate(scheduler) -> None:
@@ -340,7 +393,7 @@ def train_epoch(run: Run, epoch: int) -> dict:
     seconds and images_per_second; raises TrainError when the loss is not finite."""
     run.model.train()
     order = run.rng.permutation(len(run.train))
-    batch_size, smoothing = run.settings["batch_size"], run.settings["label_smoothing"]
+    batch_size = run.settings["batch_size"]
     total_loss = correct = seen = 0
     start = time.perf_counter()
     bar = tqdm(batch_bounds(len(order), batch_size), desc=f"epoch {epoch}/{run.settings['epochs']}",
@@ -354,7 +407,7 @@ def train_epoch(run: Run, epoch: int) -> dict:
         if run.settings["mixup"] > 0:
             x, targets = mixup(x, labels, len(run.train.class_names), run.settings["mixup"], run.rng)
         logits = run.model(tinycnn.Tensor(x))                                   # (B, K)
-        loss = F.softmax_cross_entropy(logits, targets, smoothing, run.class_weight)
+        loss = batch_loss(run, logits, targets, rows)
         value = loss.item()
         if not math.isfinite(value):
             bar.close()
@@ -375,6 +428,17 @@ def train_epoch(run: Run, epoch: int) -> dict:
     seconds = time.perf_counter() - start
     return {"train_loss": total_loss / seen, "train_acc": correct / seen, "seconds": seconds,
             "images_per_second": seen / seconds}
+
+
+def batch_loss(run: Run, logits: tinycnn.Tensor, targets: np.ndarray, rows: np.ndarray) -> tinycnn.Tensor:
+    """Cross-entropy with the targets, plus the teacher's term with --teacher
+    (fer_app/distill.py). logits (B, K); rows (B,) index the training set."""
+    smoothing = run.settings["label_smoothing"]
+    if run.teacher_log_probs is None:
+        return F.softmax_cross_entropy(logits, targets, smoothing, run.class_weight)
+    return distillation_loss(logits, targets, run.teacher_log_probs[rows],
+                             run.settings["distill_alpha"], run.settings["distill_temperature"],
+                             smoothing, run.class_weight)
 
 
 def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:

@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from .cli import UserError, error_boundary, writable_file
 from .draw import annotate, emotion_color
-from .predict import add_recognizer_arguments, build_recognizer
+from .predict import add_recognizer_arguments, build_recognizer, check_recognizer_options
 from .recognizer import EmotionRecognizer
 
 
@@ -256,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--every must be >= 1")
     if args.max_frames is not None and args.max_frames < 1:
         parser.error("--max-frames must be >= 1")
+    check_recognizer_options(args)
 
     recognizer = build_recognizer(args)
     plot_path = args.plot or (os.path.splitext(args.csv)[0] + ".png" if args.csv else None)

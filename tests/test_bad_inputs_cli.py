@@ -27,7 +27,8 @@ import pytest
 from PIL import Image
 
 import tinycnn
-from fer_app import compare_runs, data, ensemble, evaluate, model_card, predict, train, video
+from fer_app import (compare_runs, data, distill_report, ensemble, evaluate, model_card, predict,
+                     train, video)
 from fer_app.data import EMOTIONS
 from fer_app.models import __main__ as models_cli
 from fer_app.models import build_model
@@ -250,6 +251,8 @@ CASES = {
     "predict a missing picture": (predict.main, ["ROOT/nope.png", "--model", "GOOD"], 1, "nope.png"),
     "predict random bytes as a picture": (predict.main, ["VIDEO", "--model", "GOOD"], 1, "clip.mp4"),
     "video --every 0": (video.main, ["--input", "VIDEO", "--every", "0"], 2, "--every"),
+    "video --min-face-size 0": (video.main, ["--input", "VIDEO", "--min-face-size", "0"], 2,
+                                "--min-face-size"),
     "video --max-frames 0": (video.main, ["--input", "VIDEO", "--max-frames", "0"], 2, "--max-frames"),
     "video a missing input": (video.main, ["--input", "ROOT/nope.mp4", "--model", "GOOD"], 1, "nope.mp4"),
     "video an input that is no video": (video.main, ["--input", "VIDEO", "--model", "GOOD"], 1,
@@ -286,6 +289,16 @@ CASES = {
     "train bad data": (train.main, ["--data", "BAD_CSV", "--out", "ROOT/new"], 1, "bad.csv"),
     "train --out under a file": (train.main, ["--data", "CSV", "--arch", ARCH, "--backend", "numpy",
                                               "--out", "UNDER_A_FILE/run"], 1, "a_file/run"),
+    "train --teacher, a truncated model": (train.main, ["--data", "CSV", "--arch", ARCH, "--backend",
+                                                        "numpy", "--teacher", "BAD:truncated", "--out",
+                                                        "ROOT/new"], 1, "truncated.npz"),
+    "train --init, a model with NaN weights": (train.main, ["--data", "CSV", "--arch", ARCH, "--backend",
+                                                            "numpy", "--init", "BAD:NaN weights",
+                                                            "--out", "ROOT/new"], 1, "NaN"),
+    "distill_report a missing model": (distill_report.main, ["ROOT/nope.npz", "--data", "CSV"], 1,
+                                       "nope.npz"),
+    "distill_report --plot under a file": (distill_report.main, ["GOOD", "--plot", "UNDER_A_FILE/p.png"],
+                                           1, "--plot"),
     "ensemble of one model": (ensemble.main, ["GOOD", "--out", "ROOT/new.npz"], 1, "at least two"),
     "ensemble --out under a file": (ensemble.main, ["GOOD", "GOOD", "--out", "UNDER_A_FILE/e.npz"], 1,
                                     "--out"),
