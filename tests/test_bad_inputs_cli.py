@@ -11,8 +11,8 @@ an option out of range) and checks:
   - every file in the workspace (inputs and earlier outputs) is unchanged, and no file
     was added.
 Cases run in-process (an uncaught exception fails the test just as a traceback would);
-SUBPROCESS_CASES run one case per command as ``python -m fer_app.X`` to see the real exit
-code and stderr.
+SUBPROCESS_CASES run one case for each of seven commands as ``python -m fer_app.X``, to
+see the real exit code and stderr.
 """
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from PIL import Image
 import tinycnn
 from fer_app import (compare_runs, data, distill_report, ensemble, evaluate, model_card, predict,
                      train, video)
+from fer_app.cli import UsageError, error_boundary
 from fer_app.data import EMOTIONS
 from fer_app.models import __main__ as models_cli
 from fer_app.models import build_model
@@ -369,7 +370,26 @@ def test_a_damaged_data_cache_is_rebuilt_with_one_notice(space, tmp_path, capsys
     assert run_main(data.main, ["--data", str(csv)], capsys)[2] == ""   # rebuilt, read again
 
 
+def test_the_boundary_maps_expected_errors_and_lets_bugs_through(capsys):
+    @error_boundary
+    def main(argv):
+        if argv == ["usage"]:
+            raise UsageError("--x must be positive,\n got 0")
+        if argv == ["file"]:
+            raise PermissionError(13, "Permission denied", "/some/file")
+        raise KeyError("a bug")
+
+    assert main(["usage"]) == 2
+    assert capsys.readouterr().err == "error: --x must be positive, got 0\n"   # one line
+    assert main(["file"]) == 1
+    assert capsys.readouterr().err == "error: /some/file: Permission denied\n"
+    with pytest.raises(KeyError, match="a bug"):   # a bug keeps its traceback
+        main(["bug"])
+
+
 # --- the real thing: one subprocess per command ---------------------------------------------------
+# (compare_runs and model_card, maintainer tools, are left to the in-process cases: each
+# subprocess spends about a second of CPU importing NumPy, OpenCV and matplotlib)
 SUBPROCESS_CASES = {
     "predict": ("fer_app.predict", ["PICTURE", "--model", "BAD:truncated"], 1, "truncated.npz"),
     "video": ("fer_app.video", ["--input", "VIDEO", "--model", "BAD:missing"], 1, "missing.npz"),
@@ -377,9 +397,6 @@ SUBPROCESS_CASES = {
     "train": ("fer_app.train", ["--resume", "--out", "RUN:truncated"], 1, "last.npz"),
     "ensemble": ("fer_app.ensemble", ["GOOD", "BAD:random bytes", "--out", "ROOT/new.npz"], 1,
                  "random_bytes"),
-    "compare_runs": ("fer_app.compare_runs", ["HISTORY"], 1, "history.csv"),
-    "model_card": ("fer_app.model_card", ["--run", "RUN:truncated", "--model", "BAD:unknown arch"], 1,
-                   "resnet999"),
     "data": ("fer_app.data", ["--data", "BAD_CSV", "--no-cache"], 1, "bad.csv"),
     "models": ("fer_app.models", ["--classes", "0"], 2, "--classes"),
 }
