@@ -1,7 +1,7 @@
 """Speed of the emotion recognizer on 640x480 video, and a comparison with `fer` (PyPI).
 
     nice -n 10 python benchmarks/app_speed.py                       # ours only
-    nice -n 10 python benchmarks/app_speed.py --fer-python .fer-venv/bin/python
+    nice -n 10 python benchmarks/app_speed.py --fer-python .fer-venv/bin/python --out benchmarks/results
 
 Measures, on the same frames:
   1. frames/s on a 640x480 video (mp4v, written and decoded with OpenCV) with one and
@@ -15,7 +15,8 @@ Measures, on the same frames:
 The `fer` half runs in fer's own virtual environment (TensorFlow, PyTorch, opencv 5.x)
 through benchmarks/app_speed_fer.py; create it with
     python -m venv .fer-venv && .fer-venv/bin/pip install fer "setuptools<81"
-Results: benchmarks/results/app_speed.json and app_speed.md.
+Prints the results as Markdown; with ``--out DIR`` also writes DIR/app_speed.json and
+app_speed.md (the README's figures are benchmarks/results/).
 """
 from __future__ import annotations
 
@@ -184,7 +185,7 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="default", help="model file (default: the shipped one)")
     parser.add_argument("--data", default=None, help="FER-2013 CSV (default: found like training)")
@@ -197,9 +198,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="Python of a virtual environment with `fer` installed")
     parser.add_argument("--note", action="append", default=[],
                         help="a line to add to the results' notes (repeatable)")
-    parser.add_argument("--out", default=os.path.join(HERE, "results"), help="results folder")
-    args = parser.parse_args(argv)
+    parser.add_argument("--out", help="write app_speed.json and app_speed.md into this folder "
+                        "(default: print only; the README's results are in benchmarks/results)")
+    return parser.parse_args(argv)
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     variants = [(backend, int(size)) for backend, size in
                 (variant.split(":") for variant in args.variants.split(","))]
     recognizer = EmotionRecognizer(model=args.model, backend=variants[0][0],
@@ -247,12 +252,14 @@ def main(argv: list[str] | None = None) -> int:
                 "FER-2013 images, so PublicTest faces may be in its training set."]
         else:
             results["notes"].append("fer not run (no --fer-python given)")
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "app_speed.json"), "w") as file:
-        json.dump(results, file, indent=2)
-    with open(os.path.join(args.out, "app_speed.md"), "w") as file:
-        file.write(markdown(results))
     print(markdown(results))
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        with open(os.path.join(args.out, "app_speed.json"), "w") as file:
+            json.dump(results, file, indent=2)
+        with open(os.path.join(args.out, "app_speed.md"), "w") as file:
+            file.write(markdown(results))
+        print(f"wrote {os.path.join(args.out, 'app_speed.json')} and app_speed.md")
     return 0
 
 

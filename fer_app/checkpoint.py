@@ -8,10 +8,17 @@ progress counters, both random generators' states (tinycnn's: initialization and
 dropout; the data generator: shuffling and augmentation), the history, the best
 score so far and the run's settings.
 
+Files are written to a temporary file beside their target, then renamed
+(``tinycnn.save``'s ``tmp*.npz.tmp``, train.py's ``history.csv.tmp``). A run killed
+during such a write leaves the temporary file behind; :func:`remove_stale_temporaries`
+deletes them when the next run or ``--resume`` starts in that folder.
+
 A last.npz that is damaged, lacks the training state or does not fit the run that
 resumes from it raises :class:`CheckpointError` (one message naming the file).
 """
 from __future__ import annotations
+
+import os
 
 import numpy as np
 
@@ -72,6 +79,19 @@ def scheduler_state(scheduler) -> dict:
 def load_scheduler_state(scheduler, state: dict) -> None:
     for key, value in state.items():
         setattr(scheduler, key, value)
+
+
+def remove_stale_temporaries(folder: str) -> list[str]:
+    """Delete the temporary files an interrupted write left in the run folder ``folder``
+    (``*.npz.tmp``, ``*.csv.tmp``); returns their paths. Call it only when no other
+    process writes to ``folder``."""
+    removed = []
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if name.endswith((".npz.tmp", ".csv.tmp")) and os.path.isfile(path):
+            os.remove(path)
+            removed.append(path)
+    return removed
 
 
 def save_training_state(path: str, model: nn.Module, optimizer, scheduler,

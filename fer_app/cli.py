@@ -19,6 +19,7 @@ import sys
 from typing import Callable
 
 from tinycnn.backend import BackendError
+from tinycnn.distributed import DistributedError
 from tinycnn.serialization import SerializationError
 
 
@@ -32,9 +33,10 @@ class UsageError(UserError):
     exit_code = 2
 
 
-# ModelFileError, DataError, TrainError... are UserErrors; OSError covers files that
-# cannot be read or written (missing, permission denied, a file where a folder should be).
-EXPECTED = (UserError, BackendError, SerializationError, OSError)
+# ModelFileError, DataError, TrainError... are UserErrors; BackendError and DistributedError
+# say a backend or MPI cannot run here; OSError covers files that cannot be read or written
+# (missing, permission denied, a file where a folder should be).
+EXPECTED = (UserError, BackendError, DistributedError, SerializationError, OSError)
 
 
 def error_boundary(main: Callable[[list[str] | None], int]) -> Callable[[list[str] | None], int]:

@@ -1,7 +1,9 @@
 """Cache a parsed data set as an ``.npz`` so the second load takes about a second.
 
-The cache sits beside the data (``fer2013.csv.gz.fer_cache.npz``, or
-``<root>/.fer_cache.npz`` for an image folder) when that folder is writable, and
+The cache sits in the folder named by the environment variable
+``FER_APP_CACHE_DIR`` when it is set (the test suite sets it, so tests never
+write beside shared data); else beside the data (``fer2013.csv.gz.fer_cache.npz``,
+or ``<root>/.fer_cache.npz`` for an image folder) when that folder is writable, and
 in ``~/.cache/fer_app/`` otherwise (shared data is often read-only). It stores
 a key: the source's signature (size and modification time of the file, or of
 every file under an image folder) plus the loading options that change the
@@ -31,6 +33,7 @@ from .dataset import Dataset
 CACHE_VERSION = 1
 CACHE_SUFFIX = ".fer_cache.npz"
 FALLBACK_CACHE_DIR = Path.home() / ".cache" / "fer_app"
+CACHE_DIR_VARIABLE = "FER_APP_CACHE_DIR"  # when set: the folder for every cache
 
 
 def load_cached(source: str, options: dict, parse: Callable[[], Dataset]) -> Dataset:
@@ -46,14 +49,18 @@ def load_cached(source: str, options: dict, parse: Callable[[], Dataset]) -> Dat
 
 
 def cache_path(source: str) -> Path:
-    """Where the cache of ``source`` lives: beside it if that folder is writable, else the fallback."""
+    """Where the cache of ``source`` lives: in $FER_APP_CACHE_DIR when set, else beside
+    it if that folder is writable, else in FALLBACK_CACHE_DIR."""
     source_path = Path(source).resolve()
+    digest = hashlib.sha1(str(source_path).encode()).hexdigest()[:12]
+    elsewhere = f"{source_path.name}-{digest}{CACHE_SUFFIX}"
+    if os.environ.get(CACHE_DIR_VARIABLE):
+        return Path(os.environ[CACHE_DIR_VARIABLE]) / elsewhere
     beside = source_path / CACHE_SUFFIX if source_path.is_dir() else \
         source_path.with_name(source_path.name + CACHE_SUFFIX)
     if is_writable_folder(beside.parent):
         return beside
-    digest = hashlib.sha1(str(source_path).encode()).hexdigest()[:12]
-    return FALLBACK_CACHE_DIR / f"{source_path.name}-{digest}{CACHE_SUFFIX}"
+    return FALLBACK_CACHE_DIR / elsewhere
 
 
 def is_writable_folder(folder: Path) -> bool:

@@ -3,11 +3,11 @@
     python -m fer_app.model_card --run runs/vgg_fer_long --ship --readme README.md
     python -m fer_app.model_card --run runs/a runs/b --ship --readme README.md   # an ensemble
     python -m fer_app.model_card --run runs/* --ship --float16 --budget-mb 20   # chosen by a rule
-    python -m fer_app.model_card --name fast --run runs/student --ship --readme README.md
+    python -m fer_app.model_card --name fast --run runs/student_a runs/student_b --ship --readme README.md
 
 ``--ship`` copies ``RUN/model.npz`` (the epoch with the best PublicTest accuracy)
 to ``fer_app/weights/default.npz`` (``--name fast``: ``fast.npz``, the one network for
-live video); given several runs, it ships the ensemble of their
+live video: of several runs, the one :func:`choose_fast` picks); given several runs, it ships the ensemble of their
 models instead (fer_app/ensemble.py); with ``--budget-mb``, of the runs only those that
 ``fer_app.ensemble.choose_within_budget`` takes (best own accuracy first, while they fit).
 Then the shipped model (or ``--model FILE``) is evaluated on the validation split with
@@ -40,7 +40,8 @@ from .cli import UsageError, UserError, error_boundary, writable_folder
 from .data import find_data, select_split
 from .ensemble import choose_within_budget, combine
 from .evaluate import dataset_for
-from .inference import NAMED_MODELS, Classifier, ModelFileError, load_classifier
+from .inference import (NAMED_MODELS, Classifier, ModelFileError, build_network, load_classifier,
+                        read_model_file)
 from .metrics import classification_report
 from .models.ensemble import Ensemble
 from .models.summary import summarize
@@ -49,6 +50,26 @@ from .train import DEFAULTS
 # What each shipped model is for, as the card's heading says it.
 PURPOSE = {"default": "the most accurate: still pictures (`predict`, `evaluate`, the Python API)",
            "fast": "one small network: live video, the camera and the web page"}
+
+
+FAST_MAX_GFLOPS = 0.2  # the fast model's budget: one network of at most vgg_fer's cost
+
+
+def choose_fast(runs: list[str], max_gflops: float = FAST_MAX_GFLOPS) -> str:
+    """The rule that picks the fast model: of the runs whose network costs at most
+    ``max_gflops`` per face, the one with the best own validation accuracy (the figure that
+    already chose its epoch). Returns that run folder."""
+    candidates = []  # (validation accuracy, run)
+    for run in runs:
+        _, metadata = read_model_file(os.path.join(run, "model.npz"))
+        if metadata["arch"] == "ensemble":
+            raise ModelFileError(f"{run}: is an ensemble; the fast model is one network")
+        network = build_network(metadata)
+        if sum(row.flops for row in summarize(network)) / 1e9 <= max_gflops:
+            candidates.append((float(metadata["val"]["val_acc"]), run))
+    if not candidates:
+        raise ModelFileError(f"no run's network costs at most {max_gflops} GFLOP per face")
+    return max(candidates)[1]
 
 
 def marker(name: str) -> str:
@@ -292,8 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.budget_mb is not None and not args.ship:
         parser.error("--budget-mb chooses what to ship: give --ship too")
-    if args.name == "fast" and len(args.run) != 1:
-        parser.error("the fast model is one network: give one --run")
+    if args.name == "fast" and args.budget_mb is not None:
+        parser.error("--budget-mb chooses ensemble members; the fast model is one network")
     out = args.out or os.path.join("docs", "model_card" if args.name == "default" else f"model_card_{args.name}")
     writable_folder(out, "--out")   # now, not after minutes of evaluation
     runs = args.run
@@ -302,6 +323,10 @@ def main(argv: list[str] | None = None) -> int:
                                       int(args.budget_mb * 1e6), args.float16)
         runs = [os.path.dirname(model) for model in models]
         print(f"chosen within {args.budget_mb:g} MB: {' '.join(runs)}", file=sys.stderr)
+    if args.name == "fast":
+        runs = [choose_fast(runs)]
+        print(f"chosen as the fast model (best own accuracy at <= {FAST_MAX_GFLOPS} GFLOP): "
+              f"{runs[0]}", file=sys.stderr)
     if args.ship:
         ship([os.path.join(run, "model.npz") for run in runs], args.float16, args.name)
     card = make_card(args.model or args.name, runs, args.data, args.split, out)

@@ -16,10 +16,11 @@ from __future__ import annotations
 import os
 
 import numpy
-from PIL import Image, ImageOps
+from PIL import Image
 
 from .faces import FACE_SIZE, FaceDetector, crop_faces, to_grey
 from .inference import load_classifier
+from .pictures import check_size, pil_to_array, read_image
 
 
 class EmotionRecognizer:
@@ -107,18 +108,7 @@ def load_grey(image, color: str = "rgb") -> numpy.ndarray:
         image = read_image(image)
         color = "rgb"
     elif isinstance(image, Image.Image):
+        check_size(image)  # before pil_to_array decodes it
         image = pil_to_array(image)
         color = "rgb"
     return to_grey(image, color)
-
-
-def read_image(path) -> numpy.ndarray:
-    """Read a picture file as an (H, W, 3) RGB uint8 array, turned upright by its EXIF tag."""
-    with Image.open(path) as picture:
-        return pil_to_array(picture)
-
-
-def pil_to_array(picture) -> numpy.ndarray:
-    """PIL image -> (H, W, 3) RGB uint8, applying the EXIF orientation tag (phone photos)."""
-    return numpy.asarray(ImageOps.exif_transpose(picture).convert("RGB"))
-

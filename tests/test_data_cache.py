@@ -18,6 +18,13 @@ def write_csv(path, n=8, seed=0):
     return str(path)
 
 
+@pytest.fixture(autouse=True)
+def cache_beside_the_data(monkeypatch):
+    """These tests check where the cache goes by default: without FER_APP_CACHE_DIR,
+    which conftest.py sets for the rest of the suite."""
+    monkeypatch.delenv(data_cache.CACHE_DIR_VARIABLE, raising=False)
+
+
 @pytest.fixture
 def no_parsing(monkeypatch):
     """Call it to make any further CSV/image parse fail the test."""

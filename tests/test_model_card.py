@@ -6,9 +6,11 @@ import os
 
 import pytest
 
+import tinycnn
+
 from fer_app import ensemble, model_card, train
 from fer_app.evaluate import dataset_for, evaluate
-from fer_app.inference import load_classifier
+from fer_app.inference import ModelFileError, load_classifier
 from fer_app.data import select_split
 from tests.train_samples import train_tiny_run, write_fer_csv
 
@@ -106,8 +108,16 @@ def test_fast_card_ships_one_network_beside_the_default_card(tmp_path, monkeypat
     text = readme.read_text()
     assert "old default card" in text and text.count(model_card.marker("fast")) == 2
     assert "`fast` (`fer_app/weights/fast.npz`)" in text
-    with pytest.raises(SystemExit):
-        model_card.main(["--name", "fast", "--run", run, run])
+
+
+def test_fast_rule_takes_the_most_accurate_network_within_the_flop_budget(tmp_path):
+    data = write_fer_csv(tmp_path / "tiny.csv", {"Training": 48, "PublicTest": 16})
+    runs = [train_tiny_run(tmp_path / name, data, "--seed", seed) for name, seed in (("a", "0"), ("b", "1"))]
+    accuracy = {run: tinycnn.load(os.path.join(run, "model.npz"))[1]["val"]["val_acc"] for run in runs}
+    assert accuracy[model_card.choose_fast(runs)] == max(accuracy.values())
+    assert model_card.choose_fast(runs, max_gflops=1.0) == model_card.choose_fast(runs)
+    with pytest.raises(ModelFileError, match="at most"):
+        model_card.choose_fast(runs, max_gflops=1e-6)   # seed002 costs 0.008 GFLOP
 
 
 def test_budget_without_ship_is_refused(capsys):
