@@ -27,8 +27,8 @@ import pytest
 from PIL import Image
 
 import tinycnn
-from fer_app import (compare_runs, data, distill_report, ensemble, evaluate, model_card, predict,
-                     train, video)
+from fer_app import (compare_runs, data, data_cache, distill_report, ensemble, evaluate, model_card,
+                     predict, train, video)
 from fer_app.cli import UsageError, error_boundary
 from fer_app.data import EMOTIONS
 from fer_app.models import __main__ as models_cli
@@ -360,8 +360,8 @@ def test_backend_cupy_without_a_gpu_is_one_line(space, capsys, main, argv):
 
 def test_a_damaged_data_cache_is_rebuilt_with_one_notice(space, tmp_path, capsys):
     csv = shutil.copy(space["csv"], tmp_path / "tiny.csv")
-    cache = str(csv) + ".fer_cache.npz"
-    shutil.copy(space["csv"] + ".fer_cache.npz", cache)
+    data.load_dataset(str(csv))
+    cache = data_cache.cache_path(str(csv))
     with open(cache, "r+b") as file:
         file.truncate(os.path.getsize(cache) // 2)
     code, out, err = run_main(data.main, ["--data", str(csv)], capsys)
