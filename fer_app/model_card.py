@@ -117,7 +117,7 @@ def read_history(path: str) -> list[dict]:
 # differ from train.DEFAULTS. Where the data is and which backend ran are not the recipe.
 RECIPE_OPTIONS = ("arch", "epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule",
                   "label_smoothing", "augment", "normalize", "seed")
-NOT_RECIPE = ("data", "backend")
+NOT_RECIPE = ("data", "backend", "teacher_cache")  # where things are, not how the run trains
 
 
 def train_command(settings: dict) -> str:
@@ -198,7 +198,8 @@ def card_markdown(card: dict) -> str:
               for member in card["members"]]
     lines += [
         "",
-        "PublicTest chose each network's epoch (and ranked the networks for the size rule) only; "
+        "PublicTest chose each network's epoch (and ranked the "
+        f"{'runs for choose_fast' if model_name == 'fast' else 'networks for the size rule'}) only; "
         "the PrivateTest split was never seen. "
         f"`python -m fer_app.evaluate --model {model_name} --split PublicTest --json` "
         "reproduces the TTA figures (`--no-tta` the plain ones).",

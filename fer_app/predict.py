@@ -28,14 +28,17 @@ from .recognizer import EmotionRecognizer, read_image
 MAX_MARGIN = 1.0  # a face box may grow to 3 times its side, no more (the crop is padded in memory)
 
 
-def add_recognizer_arguments(parser: argparse.ArgumentParser, tta: bool = False) -> None:
+def add_recognizer_arguments(parser: argparse.ArgumentParser, live: bool) -> None:
     """The options every app CLI shares: which model, backend and face settings.
 
-    ``tta`` is the --tta default: on for still pictures (predict), off for live video
-    and the web page, where 10 passes per face would cost the frame rate.
+    ``live`` (video, camera, the web page): the shipped "fast" model (one small network)
+    in one pass per face, for the frame rate. Otherwise (still pictures): the most accurate
+    "default" model with test-time augmentation (10 passes per face).
     """
-    parser.add_argument("--model", default="default",
-                        help="'default' (the shipped model) or a model .npz file")
+    model = "fast" if live else "default"
+    parser.add_argument("--model", default=model,
+                        help="'default' (the most accurate shipped model), 'fast' (one small "
+                             f"network, for live video) or a model .npz file (default {model})")
     parser.add_argument("--backend", default="numpy", choices=backends.names(),
                         help="tinycnn backend: numpy (default; fastest for a few faces), numba, cupy")
     parser.add_argument("--min-face-size", type=int, default=40,
@@ -43,9 +46,9 @@ def add_recognizer_arguments(parser: argparse.ArgumentParser, tta: bool = False)
     parser.add_argument("--margin", type=float, default=0.0,
                         help=f"grow each face box by this fraction of its side, 0 to {MAX_MARGIN} "
                              f"(default 0.0)")
-    parser.add_argument("--tta", action=argparse.BooleanOptionalAction, default=tta,
+    parser.add_argument("--tta", action=argparse.BooleanOptionalAction, default=not live,
                         help="test-time augmentation: 10 passes per face, slower and usually more "
-                             f"accurate (default {'on' if tta else 'off'})")
+                             f"accurate (default {'off' if live else 'on'})")
 
 
 def check_recognizer_options(args: argparse.Namespace) -> None:
@@ -92,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="print one JSON object mapping each path to its list of faces")
     parser.add_argument("--annotate", metavar="OUT_DIR",
                         help="write each picture with boxes, labels and probability bars here")
-    add_recognizer_arguments(parser, tta=True)
+    add_recognizer_arguments(parser, live=False)
     args = parser.parse_args(argv)
     check_recognizer_options(args)
 

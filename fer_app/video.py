@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="run the recognizer on every K-th frame only (default 1)")
     parser.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     parser.add_argument("--no-window", action="store_true", help="never open a live window")
-    add_recognizer_arguments(parser)
+    add_recognizer_arguments(parser, live=True)
     args = parser.parse_args(argv)
     if args.every < 1:
         parser.error("--every must be >= 1")
