@@ -23,8 +23,9 @@ epoch of 449 batches). The cache costs one teacher pass over the training set, p
 mirrored, before the first epoch: 13 minutes here for 28,709 images (two epochs' worth of
 teacher passes), and then no more for any number of epochs or runs on the same data.
 Each image's cached target is the mean of the teacher's probabilities for the image
-and its mirror image (the teacher's two-view TTA). It is the same whether augmentation flips the image or not; shifts, small rotations and zooms
-change an expression little, which is the approximation the cache makes.
+and its mirror image (the teacher's two-view TTA). It is the same whether augmentation
+flips the image or not; shifts, small rotations and zooms change an expression little,
+which is the approximation the cache makes.
 
 The cache file (``teacher_outputs.npz`` in the run folder unless --teacher-cache says
 otherwise) records the SHA-256 of the teacher file and of the training images it was
