@@ -8,8 +8,9 @@ in ``~/.cache/fer_app/`` otherwise (shared data is often read-only). It stores
 a key: the source's signature (size and modification time of the file, or of
 every file under an image folder) plus the loading options that change the
 content. A cache whose key differs is parsed again and rewritten. Writes are
-atomic (temporary file + ``os.replace``), and a cache that cannot be read or
-written is simply bypassed.
+atomic (temporary file + ``os.replace``), and a cache that cannot be written is
+simply bypassed. A cache that is damaged (truncated, corrupt) is deleted with a
+one-line notice on stderr and rebuilt.
 """
 from __future__ import annotations
 
@@ -17,8 +18,11 @@ import hashlib
 import json
 import os
 import stat
+import sys
 import tempfile
 import warnings
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Callable
 
@@ -88,7 +92,8 @@ def source_signature(source: str) -> list:
 
 
 def read_cache(path: Path, key: str) -> Dataset | None:
-    """The Dataset stored at ``path`` under ``key``, or None (missing, stale or unreadable)."""
+    """The Dataset stored at ``path`` under ``key``, or None (missing, stale or damaged:
+    a damaged cache is deleted, with a notice, so that it is rebuilt)."""
     try:
         with np.load(path, allow_pickle=False) as file:
             if str(file["key"]) != key:
@@ -96,8 +101,23 @@ def read_cache(path: Path, key: str) -> Dataset | None:
             usage = file["usage"] if "usage" in file.files else None
             return Dataset(file["images"], file["labels"], [str(name) for name in file["class_names"]],
                            usage, skipped=int(file["skipped"]))
-    except (OSError, KeyError, ValueError):
+    except FileNotFoundError:
         return None
+    except (zipfile.BadZipFile, zlib.error, EOFError, KeyError, ValueError) as error:
+        print(f"note: the data cache {path} is damaged ({type(error).__name__}); "
+              f"deleting it and parsing the data again", file=sys.stderr)
+        remove_quietly(path)
+        return None
+    except OSError:   # unreadable (permissions): bypass it
+        return None
+
+
+def remove_quietly(path: Path) -> None:
+    """Delete ``path`` if we may; a cache that stays is overwritten by the next write anyway."""
+    try:
+        os.remove(path)
+    except OSError:
+        pass
 
 
 def write_cache(path: Path, key: str, dataset: Dataset) -> None:

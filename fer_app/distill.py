@@ -15,14 +15,17 @@ how the teacher ranks the wrong classes; the T^2 keeps the soft term's gradient
 
 The teacher's outputs are computed once per training image and cached, not on every
 augmented batch. A teacher forward per batch is exact (it sees the same augmented
-image) but costs as much as several student steps: the shipped three-network ensemble
-(1.06 GFLOP per face) took 1.5 s per batch of 64 here, against about 0.3 s for a vgg_fer
-training step (both on the numba backend, 2 shared cores), so training would run about 5
-times slower; the cache costs one teacher pass over the training set before the first
-epoch. Each image's cached target is the mean of the teacher's probabilities for the image
-and its mirror image (the teacher's two-view TTA, a little more accurate than one view). It
-is the same whether augmentation flips the image or not; shifts, small rotations and zooms
-change an expression little, which is the approximation the cache makes.
+image) but costs more than the student's own step: in one run of
+``python -m benchmarks.distill_cost`` on the 2 shared cores here, the shipped
+three-network ensemble (1.06 GFLOP per face) took 2.0 s per batch of 64 and a vgg_fer
+training step 1.2 s, so every epoch would take 2.7 times as long (15 more minutes per
+epoch of 449 batches). The cache costs one teacher pass over the training set, plain and
+mirrored, before the first epoch: 13 minutes here for 28,709 images (two epochs' worth of
+teacher passes), and then no more for any number of epochs or runs on the same data.
+Each image's cached target is the mean of the teacher's probabilities for the image
+and its mirror image (the teacher's two-view TTA). It is the same whether augmentation
+flips the image or not; shifts, small rotations and zooms change an expression little,
+which is the approximation the cache makes.
 
 The cache file (``teacher_outputs.npz`` in the run folder unless --teacher-cache says
 otherwise) records the SHA-256 of the teacher file and of the training images it was
@@ -40,13 +43,14 @@ import tinycnn
 from tinycnn import Tensor
 from tinycnn import functional as F
 
+from .cli import UserError
 from .inference import Classifier, load_classifier, model_path
 
 CACHE_VERSION = 1
 CHUNK = 256  # faces per teacher forward pass
 
 
-class TeacherError(Exception):
+class TeacherError(UserError):
     """The teacher cannot teach this student (unreadable file, other classes)."""
 
 

@@ -18,9 +18,10 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as train/evaluate do (see 
 import argparse
 import sys
 
-from .data import DataError, find_data, select_split
+from .cli import error_boundary, writable_file
+from .data import find_data, select_split
 from .evaluate import dataset_for
-from .inference import ModelFileError, load_classifier
+from .inference import load_classifier
 from .metrics import classification_report
 from .model_card import gflops, ms_per_face
 
@@ -85,6 +86,7 @@ def plot_accuracy_vs_flops(rows: list[dict], path: str, split: str) -> None:
     plt.close(figure)
 
 
+@error_boundary
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fer_app.distill_report", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -96,12 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
-    try:
-        data = find_data(args.data)
-        rows = [model_row(model, data, args.split, args.repeats) for model in args.models]
-    except (ModelFileError, DataError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    if args.plot:
+        writable_file(args.plot, "--plot")
+    data = find_data(args.data)
+    rows = [model_row(model, data, args.split, args.repeats) for model in args.models]
     print(markdown_table(rows, args.split))
     if args.plot:
         plot_accuracy_vs_flops(rows, args.plot, args.split)

@@ -22,7 +22,8 @@ import numpy as np
 
 import tinycnn
 
-from .inference import ModelFileError, model_path, read_model_file
+from .cli import error_boundary, writable_file
+from .inference import ModelFileError, loaded_network, model_path, read_model_file
 
 
 def as_stored(array: np.ndarray, float16: bool) -> np.ndarray:
@@ -50,6 +51,7 @@ def combine(paths: list[str], out: str, float16: bool = False) -> dict:
         member_state, metadata = read_model_file(path)
         if metadata["arch"] == "ensemble":
             raise ModelFileError(f"{path}: is an ensemble already; list its members instead")
+        loaded_network(path, member_state, metadata)   # a ModelFileError unless the weights fit
         shared = shared_facts(metadata)
         first = first or shared
         for key, value in shared.items():
@@ -116,6 +118,7 @@ def choose_within_budget(paths: list[str], budget_bytes: int, float16: bool = Fa
     return chosen
 
 
+@error_boundary
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fer_app.ensemble", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -128,15 +131,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.member is not None and len(args.models) != 1:
         parser.error("--member takes exactly one ensemble file")
-    try:
-        if args.member is not None:
-            metadata = extract_member(model_path(args.models[0]), args.member, args.out)
-            print(f"{args.out}: member {args.member} ({metadata['arch']}) of {args.models[0]}")
-            return 0
-        metadata = combine(args.models, args.out, args.float16)
-    except (ModelFileError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    writable_file(args.out, "--out")
+    if args.member is not None:
+        metadata = extract_member(model_path(args.models[0]), args.member, args.out)
+        print(f"{args.out}: member {args.member} ({metadata['arch']}) of {args.models[0]}")
+        return 0
+    metadata = combine(args.models, args.out, args.float16)
     print(f"{args.out}: ensemble of {len(metadata['members'])} networks "
           f"({', '.join(member['arch'] for member in metadata['members'])})")
     return 0

@@ -31,8 +31,9 @@ from tqdm import tqdm
 from tinycnn import backend as backends
 
 from . import plots
+from .cli import error_boundary, writable_folder
 from .data import DataError, Dataset, choose_classes, find_data, load_dataset, select_split
-from .inference import BATCH_SIZE, Classifier, ModelFileError, load_classifier
+from .inference import BATCH_SIZE, Classifier, load_classifier
 from .metrics import classification_report, format_report
 
 
@@ -67,6 +68,7 @@ def evaluate(classifier: Classifier, ds: Dataset, tta: bool = False, progress: b
     return classification_report(ds.labels, predictions, ds.class_names)
 
 
+@error_boundary
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fer_app.evaluate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -84,24 +86,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", choices=backends.names(), help="tinycnn backend")
     parser.add_argument("--skip-bad", action="store_true", help="skip bad rows/images")
     args = parser.parse_args(argv)
-    try:
-        classifier = load_classifier(args.model, args.backend)
-        path = find_data(args.data)
-        ds = dataset_for(classifier, path, args.skip_bad)
-        if args.split.lower() != "all":
-            ds = select_split(ds, args.split)
-        report = evaluate(classifier, ds, args.tta)
-        report.update(split=args.split, model=args.model, tta=args.tta)
-        out = args.out or ("." if args.model == "default" else os.path.dirname(os.path.abspath(args.model)))
-        os.makedirs(out, exist_ok=True)
-        figure = os.path.join(out, f"confusion_matrix_{args.split}.png")
-        title = f"{classifier.metadata['arch']} on {args.split}{' (TTA)' if args.tta else ''}: " \
-                f"accuracy {report['accuracy']:.3f}"
-        plots.plot_confusion_matrix(np.array(report["confusion_matrix"]), ds.class_names, figure, title)
-        print(f"wrote {figure}", file=sys.stderr)
-    except (ModelFileError, DataError, backends.BackendError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    classifier = load_classifier(args.model, args.backend)
+    out = args.out or ("." if args.model == "default" else os.path.dirname(os.path.abspath(args.model)))
+    writable_folder(out, "--out")   # now, not after minutes of evaluation
+    path = find_data(args.data)
+    ds = dataset_for(classifier, path, args.skip_bad)
+    if args.split.lower() != "all":
+        ds = select_split(ds, args.split)
+    report = evaluate(classifier, ds, args.tta)
+    report.update(split=args.split, model=args.model, tta=args.tta)
+    figure = os.path.join(out, f"confusion_matrix_{args.split}.png")
+    title = f"{classifier.metadata['arch']} on {args.split}{' (TTA)' if args.tta else ''}: " \
+            f"accuracy {report['accuracy']:.3f}"
+    plots.plot_confusion_matrix(np.array(report["confusion_matrix"]), ds.class_names, figure, title)
+    print(f"wrote {figure}", file=sys.stderr)
     if args.json:
         print(json.dumps(report))
     else:

@@ -36,7 +36,8 @@ import numpy as np
 from tinycnn import backend as backends
 
 from . import plots
-from .data import DataError, find_data, select_split
+from .cli import UsageError, UserError, error_boundary, writable_folder
+from .data import find_data, select_split
 from .ensemble import choose_within_budget, combine
 from .evaluate import dataset_for
 from .inference import (NAMED_MODELS, Classifier, ModelFileError, build_network, load_classifier,
@@ -101,18 +102,22 @@ def training_hours(history: list[dict]) -> float:
 
 
 def read_history(path: str) -> list[dict]:
-    """history.csv rows with numbers as floats (epoch as int)."""
+    """history.csv rows with numbers as floats (epoch as int); a UserError if the file is
+    not one that fer_app.train wrote."""
     with open(path, newline="") as file:
         rows = list(csv.DictReader(file))
-    return [{key: (int(value) if key == "epoch" else float(value)) for key, value in row.items()}
-            for row in rows]
+    try:
+        return [{key: (int(value) if key == "epoch" else float(value)) for key, value in row.items()}
+                for row in rows]
+    except (TypeError, ValueError) as error:   # a missing cell is None, a word is not a number
+        raise UserError(f"{path}: not a history.csv written by fer_app.train ({error})") from None
 
 
 # Always written out, so the command reads as a recipe; other settings only when they
 # differ from train.DEFAULTS. Where the data is and which backend ran are not the recipe.
 RECIPE_OPTIONS = ("arch", "epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule",
                   "label_smoothing", "augment", "normalize", "seed")
-NOT_RECIPE = ("data", "backend")
+NOT_RECIPE = ("data", "backend", "teacher_cache")  # where things are, not how the run trains
 
 
 def train_command(settings: dict) -> str:
@@ -193,7 +198,8 @@ def card_markdown(card: dict) -> str:
               for member in card["members"]]
     lines += [
         "",
-        "PublicTest chose each network's epoch (and ranked the networks for the size rule) only; "
+        "PublicTest chose each network's epoch (and ranked the "
+        f"{'runs for choose_fast' if model_name == 'fast' else 'networks for the size rule'}) only; "
         "the PrivateTest split was never seen. "
         f"`python -m fer_app.evaluate --model {model_name} --split PublicTest --json` "
         "reproduces the TTA figures (`--no-tta` the plain ones).",
@@ -209,10 +215,20 @@ def replace_in_readme(readme: str, markdown: str, name: str = "default") -> None
     lines = text.split("\n")
     at = [i for i, line in enumerate(lines) if line.strip() == marker(name)]
     if len(at) not in (1, 2):
-        raise ValueError(f"{readme}: expected one or two '{marker(name)}' lines")
+        raise UserError(f"{readme}: expected one or two '{marker(name)}' lines")
     head, tail = lines[:at[0]], lines[at[-1] + 1:]
     with open(readme, "w", encoding="utf-8") as file:
         file.write("\n".join(head + [markdown] + tail))
+
+
+def check_member(run: str, metadata: dict) -> None:
+    """Before anything is written: a UserError unless ``metadata`` (one network's) comes
+    from fer_app.train and ``run`` holds its history.csv."""
+    missing = [key for key in ("settings", "epoch", "val") if key not in metadata]
+    if missing:
+        raise ModelFileError(f"{run}: its network was not written by fer_app.train (no "
+                             f"{', '.join(missing)} in its metadata)")
+    read_history(os.path.join(run, "history.csv"))
 
 
 def member_facts(run: str, metadata: dict, out: str) -> dict:
@@ -238,7 +254,10 @@ def make_card(model: str, runs: list[str], data: str | None, split: str, out: st
     meta = classifier.metadata
     member_metadata = meta["members"] if meta["arch"] == "ensemble" else [meta]
     if len(member_metadata) != len(runs):
-        raise ValueError(f"the model has {len(member_metadata)} network(s) but {len(runs)} run(s) were given")
+        raise UsageError(f"the model has {len(member_metadata)} network(s) but {len(runs)} run(s) "
+                         f"were given to --run")
+    for run, metadata in zip(runs, member_metadata):
+        check_member(run, metadata)
     ds = select_split(dataset_for(classifier, find_data(data)), split)
     view_probabilities = classifier.predict_proba_views(ds.images)  # (10, N, K); [0] is the plain pass
     plain = classification_report(ds.labels, view_probabilities[0].argmax(axis=1), ds.class_names)
@@ -268,6 +287,7 @@ def ship(models: list[str], float16: bool = False, name: str = "default") -> Non
         combine(models, target, float16)   # writes atomically
 
 
+@error_boundary
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fer_app.model_card", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -297,23 +317,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.name == "fast" and args.budget_mb is not None:
         parser.error("--budget-mb chooses ensemble members; the fast model is one network")
     out = args.out or os.path.join("docs", "model_card" if args.name == "default" else f"model_card_{args.name}")
-    try:
-        runs = args.run
-        if args.budget_mb is not None:
-            models = choose_within_budget([os.path.join(run, "model.npz") for run in runs],
-                                          int(args.budget_mb * 1e6), args.float16)
-            runs = [os.path.dirname(model) for model in models]
-            print(f"chosen within {args.budget_mb:g} MB: {' '.join(runs)}", file=sys.stderr)
-        if args.name == "fast":
-            runs = [choose_fast(runs)]
-            print(f"chosen as the fast model (best own accuracy at <= {FAST_MAX_GFLOPS} GFLOP): "
-                  f"{runs[0]}", file=sys.stderr)
-        if args.ship:
-            ship([os.path.join(run, "model.npz") for run in runs], args.float16, args.name)
-        card = make_card(args.model or args.name, runs, args.data, args.split, out)
-    except (ModelFileError, DataError, OSError, KeyError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    writable_folder(out, "--out")   # now, not after minutes of evaluation
+    runs = args.run
+    if args.budget_mb is not None:
+        models = choose_within_budget([os.path.join(run, "model.npz") for run in runs],
+                                      int(args.budget_mb * 1e6), args.float16)
+        runs = [os.path.dirname(model) for model in models]
+        print(f"chosen within {args.budget_mb:g} MB: {' '.join(runs)}", file=sys.stderr)
+    if args.name == "fast":
+        runs = [choose_fast(runs)]
+        print(f"chosen as the fast model (best own accuracy at <= {FAST_MAX_GFLOPS} GFLOP): "
+              f"{runs[0]}", file=sys.stderr)
+    if args.ship:
+        ship([os.path.join(run, "model.npz") for run in runs], args.float16, args.name)
+    card = make_card(args.model or args.name, runs, args.data, args.split, out)
     card["command"] = "python -m fer_app.model_card " + " ".join(argv if argv is not None else sys.argv[1:])
     card.update(name=args.name, out=out)
     if args.budget_mb is not None:

@@ -19,14 +19,16 @@ import numpy
 from PIL import Image
 
 from .faces import FACE_SIZE, FaceDetector, crop_faces, to_grey
-from .inference import load_classifier
+from .inference import NAMED_MODELS, load_classifier
 from .pictures import check_size, pil_to_array, read_image
 
 
 class EmotionRecognizer:
     """Find faces and tell their emotions.
 
-    model: "default" (the shipped fer_app/weights/default.npz) or a path to a model file.
+    model: "default" (the most accurate shipped model, fer_app/weights/default.npz), "fast"
+        (one small network, fer_app/weights/fast.npz, what video and the web page use) or a
+        path to a model file.
     backend: tinycnn backend for the network: "numpy" (default), "numba", "cupy", or
         None for inference.load_classifier's choice. "numpy" because a frame holds only
         1-4 faces: for such small batches the reference kernels (BLAS matmuls) are a
@@ -52,7 +54,7 @@ class EmotionRecognizer:
         self.detector = FaceDetector(min_face_size=min_face_size)
         self.margin = float(margin)
         self.tta = bool(tta)
-        self.model_name = model if model == "default" else os.path.basename(str(model))
+        self.model_name = model if model in NAMED_MODELS else os.path.basename(str(model))
 
     def detect(self, image, color: str = "rgb") -> list[dict]:
         """Every face in ``image`` with its box and emotion probabilities.

@@ -330,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="Host header names served besides 127.0.0.1, localhost, [::1] and "
                              "--host, e.g. myhost.lan,192.168.1.20 ('*' = any: no DNS-rebinding "
                              "protection)")
-    add_recognizer_arguments(parser)
+    add_recognizer_arguments(parser, live=True)
     args = parser.parse_args(argv)
 
     try:

@@ -50,10 +50,12 @@ from tinycnn import functional as F
 
 from . import distributed_train, plots
 from .augment import AugmentConfig, augment_batch
-from .checkpoint import load_training_state, remove_stale_temporaries, save_training_state
-from .data import DataError, Dataset, find_data, load_dataset, split_dataset
-from .distill import TeacherError, distillation_loss, teacher_outputs
-from .inference import Classifier, ModelFileError, default_backend_name, model_path, read_model_file
+from .checkpoint import (CheckpointError, load_training_state, read_checkpoint,
+                         remove_stale_temporaries, save_training_state)
+from .cli import UsageError, UserError, error_boundary
+from .data import Dataset, find_data, load_dataset, split_dataset
+from .distill import distillation_loss, teacher_outputs
+from .inference import Classifier, default_backend_name, model_path, read_model_file
 from .metrics import classification_report, format_report
 from .models import ARCHITECTURES, DEFAULT_ARCH, build_model
 from .normalize import Normalizer
@@ -84,8 +86,12 @@ HISTORY_FIELDS = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc
                   "val_macro_f1", "seconds", "images_per_second"]
 
 
-class TrainError(Exception):
+class TrainError(UserError):
     """A problem the user can fix (bad option, unusable --out folder) or a diverged run."""
+
+
+class OptionError(TrainError, UsageError):
+    """A bad option value (--epochs 0): exit code 2, as argparse gives for the options it checks."""
 
 
 # --- settings -------------------------------------------------------------------
@@ -159,7 +165,11 @@ def choose_settings(args: argparse.Namespace, saved: dict | None) -> dict:
         settings["classes"] = 6 if settings["arch"] == "seed002" else 7
     if settings["backend"] is None:
         settings["backend"] = default_backend_name()
-    check_settings(settings)
+    try:
+        check_settings(settings)
+        augment_config(settings)
+    except TrainError as error:
+        raise OptionError(str(error)) from None
     return settings
 
 
@@ -318,7 +328,8 @@ def start_run(args: argparse.Namespace) -> Run:
     if args.resume:
         if not os.path.isfile(last_path):
             raise TrainError(f"--resume: no checkpoint {last_path}")
-        saved = tinycnn.load(last_path)[1]["settings"]
+        saved = read_checkpoint(last_path)[1]["settings"]
+        check_resume_options(args, saved, last_path)
     elif os.path.exists(last_path):
         raise TrainError(f"{args.out} already holds a run; continue it with --resume or choose another --out")
     settings = choose_settings(args, saved)
@@ -349,6 +360,24 @@ def start_run(args: argparse.Namespace) -> Run:
         resync_learning_rate(scheduler)
     distributed.broadcast_parameters(model)
     return run
+
+
+# What a resumed run cannot change: the model's shape, the optimizer's state, the input.
+FIXED_ON_RESUME = ("arch", "classes", "merge_disgust", "optimizer", "normalize")
+
+
+def check_resume_options(args: argparse.Namespace, saved: dict, last_path: str) -> None:
+    """An OptionError if an option given with --resume changes what last.npz was made with;
+    a CheckpointError if its saved architecture is unknown here."""
+    for key in FIXED_ON_RESUME:
+        given = getattr(args, key, None)
+        if given is not None and key in saved and given != saved[key]:
+            raise OptionError(f"--{key.replace('_', '-')} {given}: the run in {args.out} was "
+                              f"trained with {saved[key]}; --resume keeps it (drop the option, or "
+                              f"choose another --out)")
+    if saved.get("arch") not in ARCHITECTURES:
+        raise CheckpointError(f"{last_path}: unknown architecture {saved.get('arch')!r}; it "
+                              f"cannot be resumed")
 
 
 def load_teacher(settings: dict, train: Dataset, out: str) -> np.ndarray | None:
@@ -615,17 +644,21 @@ def train_model(args: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Train as the options say. After an error on any rank (one line, see fer_app/cli.py)
+    or Ctrl+C, every rank of a data-parallel run ends."""
+    code = train_command(argv)
+    return distributed_train.stop(code) if code else 0
+
+
+@error_boundary
+def train_command(argv: list[str] | None) -> int:
     args = parse_args(argv)
     try:
         distributed_train.start(args.distributed)
         train_model(args)
-    except (TrainError, TeacherError, ModelFileError, DataError, backends.BackendError,
-            OSError, distributed.DistributedError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return distributed_train.stop(1)
     except KeyboardInterrupt:
         print(f"\ninterrupted; continue with --resume --out {args.out}", file=sys.stderr)
-        return distributed_train.stop(130)
+        return 130
     return 0
 
 

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import threading
 import weakref
-import zipfile
 import zlib
 
 import numpy
@@ -271,18 +270,7 @@ def bad_model_files(folder) -> dict[str, str]:
     return paths | {"missing": str(folder / "missing.npz"), "folder": str(folder)}
 
 
-# Empty and truncated .npz files raise EOFError / BadZipFile inside numpy, which
-# fer_app.inference.read_model_file does not turn into ModelFileError yet (the model-file
-# validation of issue 14 does); drop the marks when it does.
-NOT_YET_A_MODEL_FILE_ERROR = pytest.mark.xfail(
-    raises=(EOFError, zipfile.BadZipFile), strict=True,
-    reason="fer_app.inference does not yet turn numpy's zip errors into ModelFileError")
-
-
-@pytest.mark.parametrize("name", [
-    "missing", "folder", "plain", "text",
-    pytest.param("truncated", marks=NOT_YET_A_MODEL_FILE_ERROR),
-    pytest.param("empty", marks=NOT_YET_A_MODEL_FILE_ERROR)])
+@pytest.mark.parametrize("name", ["missing", "folder", "plain", "text", "truncated", "empty"])
 def test_a_bad_model_file_is_one_line_and_exit_1(tmp_path, capsys, name):
     path = bad_model_files(tmp_path)[name]
     assert main(["--model", path]) == 1

@@ -166,7 +166,7 @@ def test_bad_distillation_settings_are_refused(tiny_csv, tmp_path, capsys, optio
     teacher = save_model(tmp_path / "teacher.npz", "seed002", seed=0)
     code = train.main(["--data", tiny_csv, "--out", str(tmp_path / "run"), *FAST,
                        "--teacher", teacher, option, value])
-    assert code == 1 and option in capsys.readouterr().err
+    assert code == 2 and option in capsys.readouterr().err   # a bad option value: exit code 2
 
 
 def test_init_starts_from_a_models_weights_and_checks_its_arch(tiny_csv, tmp_path, capsys):

@@ -65,9 +65,9 @@ def test_card_of_an_ensemble_sums_its_networks(tmp_path, monkeypatch):
     assert [m["run"] for m in card["members"]] == ["a", "b"]
     assert (out / "curves_a.png").exists() and (out / "curves_b.png").exists()
     assert "ensemble of 2 networks" in (out / "model_card.md").read_text()
-    # the number of runs must match the model's networks
+    # the number of runs must match the model's networks (a usage error: exit code 2)
     assert model_card.main(["--run", runs[0], "--model", str(shipped), "--data", str(data),
-                            "--out", str(out)]) == 1
+                            "--out", str(out)]) == 2
 
 
 def test_budget_ships_the_runs_the_rule_chooses(tmp_path, monkeypatch):
