@@ -30,7 +30,8 @@ from __future__ import annotations
 from . import backend
 from .functional._pairs import pair
 from .functional.conv import conv_padding
-from .nn import BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU, Sequential
+from .nn import (BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU,
+                 Sequential)
 from .nn.module import Module
 from .tensor import Tensor
 from .threads import inference_threads
@@ -77,14 +78,15 @@ class FusedSequential:
 
 
 def batch_norm_affine(bn: BatchNorm1d | BatchNorm2d, xp):
-    """(s, t) float64 with bn(z) = s * z + t in eval mode: s = gamma / sqrt(var + eps), t = beta - s * mean."""
+    """(s, t) float64 with bn(z) = s * z + t in eval mode:
+    s = gamma / sqrt(var + eps),  t = beta - s * mean."""
     mean, var = bn.running_mean.astype(xp.float64), bn.running_var.astype(xp.float64)
     s = bn.weight.data.astype(xp.float64) / xp.sqrt(var + bn.eps)
     return s, bn.bias.data.astype(xp.float64) - s * mean
 
 
 def fold_batch_norm(w, b, bn: BatchNorm1d | BatchNorm2d):
-    """(w', b') of ``bn(w x + b)``: w'[o] = w[o] * s[o], b' = b * s + t (b = 0 if None), in w's dtype.
+    """(w', b') of ``bn(w x + b)``: w'[o] = w[o] * s[o], b' = b * s + t (b = 0 if None), w's dtype.
 
     w (O, ...) of a convolution (O, C, KH, KW) or dense layer (O, in); b (O,) or None.
     """
