@@ -114,20 +114,19 @@ class FaceDetector:
         return self.find_in(grey, (0, 0, width, height), self.min_face_size)
 
     def find_in(self, grey: numpy.ndarray, region, min_side: float,
-                max_side: float | None = None, scale: float | None = None) -> numpy.ndarray:
-        """Faces inside one part of ``grey`` (H, W) uint8.
+                max_side: float | None = None) -> numpy.ndarray:
+        """Faces inside one part of ``grey`` (H, W) uint8, searched at the same scale as
+        :meth:`find` (so with the same pyramid levels, hence box sizes).
 
         region: (x0, y0, x1, y1) in pixels of ``grey``, clipped to the picture.
         min_side, max_side: only faces with sides in this range are looked for (pixels of
             ``grey``; max_side None: no upper bound); never below min_face_size.
-        scale: search the part shrunk by this factor (default: search_scale, as
-            :meth:`find`); never larger than search_scale.
         Returns boxes (F, 4) int64 [x, y, w, h] in pixels of ``grey``, left to right.
         """
         height, width = grey.shape
         x0, y0 = max(0, int(region[0])), max(0, int(region[1]))
         x1, y1 = min(width, int(region[2])), min(height, int(region[3]))
-        scale = self.search_scale if scale is None else min(float(scale), self.search_scale)
+        scale = self.search_scale
         small_size = (round((x1 - x0) * scale), round((y1 - y0) * scale))  # (w, h) searched
         if min(small_size) < CASCADE_WINDOW:
             return numpy.zeros((0, 4), dtype=numpy.int64)
