@@ -15,13 +15,15 @@ Measures, on the same frames:
        scaled the whole frame shrunk by 24 / MIN_FACE_SIZE, every frame (photos)
        track  scaled, whole frames every ``--detect-every``-th frame and only around
               the last faces in between (video's default)
-     All rows take turns frame by frame, so a busy spell of the machine slows them alike;
+     All rows, fer's too, take turns frame by frame, so a busy spell of the machine slows
+     them alike;
   2. accuracy on the same FER-2013 PublicTest faces (default 500, seeded), per model:
      "crops": the 48x48 faces themselves (fer: its own crop of the face blown up to 160 px);
      "pictures": each face blown up to 160 px and pasted alone on a 320x240 background,
      found by the detector and classified (a face not found counts as wrong).
-The `fer` half runs in fer's own virtual environment (TensorFlow, PyTorch, OpenCV)
-through benchmarks/app_speed_fer.py; create it outside the repository with
+The `fer` half runs in fer's own virtual environment (TensorFlow, PyTorch, OpenCV),
+in a process (benchmarks/app_speed_fer.py) that times each frame when asked; create
+the environment outside the repository with
     python -m venv /work/.fer-venv && /work/.fer-venv/bin/pip install fer "setuptools<81"
 It reports the BLAS library, its kernel (threadpoolctl's "architecture") and thread
 counts. If OPENBLAS_CORETYPE or OPENBLAS_L2_SIZE is set, both are unset for this
@@ -115,7 +117,7 @@ class Row:
         self.recognizer, self.backend, self.finder, self.name = recognizer, backend, finder, name
         self.timing = {"detect_s": [], "classify_s": [], "faces": []}
 
-    def step(self, frame: numpy.ndarray, timed: bool) -> None:
+    def step(self, video: str, index: int, frame: numpy.ndarray, timed: bool) -> None:
         """Find and classify the faces of one (H, W, 3) BGR frame."""
         tinycnn.backend.use(self.backend)  # host arrays run on the active CPU backend
         start = time.perf_counter()
@@ -130,11 +132,54 @@ class Row:
             self.timing["faces"].append(len(boxes))
 
 
-def time_rows(rows: list[Row], frames: numpy.ndarray, desc: str) -> None:
+class FerProcess:
+    """benchmarks/app_speed_fer.py running in fer's environment, answering one request at a
+    time (its stderr, TensorFlow's chatter, goes to a file shown if it fails)."""
+
+    def __init__(self, python: str, source: str, folder: str):
+        self.log = open(os.path.join(folder, "fer_stderr.txt"), "w+")
+        self.process = subprocess.Popen([python, os.path.join(HERE, "app_speed_fer.py"), source],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=self.log, text=True)
+        self.info = self.read()  # {"version", "opencv", "note"} once fer is loaded
+
+    def ask(self, request: str) -> dict:
+        self.process.stdin.write(request + "\n")
+        self.process.stdin.flush()
+        return self.read()
+
+    def read(self) -> dict:
+        line = self.process.stdout.readline()
+        if not line:
+            self.log.seek(0)
+            raise RuntimeError(f"the fer process stopped:\n{self.log.read()[-3000:]}")
+        return json.loads(line)
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait()
+        self.log.close()
+
+
+class FerRow:
+    """fer's turn on one frame: the fer process times it (the same frames, in fer's format)."""
+
+    def __init__(self, fer: FerProcess):
+        self.fer = fer
+        self.timing = {"detect_s": [], "classify_s": [], "faces": []}
+
+    def step(self, video: str, index: int, frame: numpy.ndarray, timed: bool) -> None:
+        result = self.fer.ask(f"frame {video} {index}")
+        if timed:
+            for key in self.timing:
+                self.timing[key].append(result[key])
+
+
+def time_rows(rows: list, video: str, frames: numpy.ndarray) -> None:
     """Every row on every frame, in turns (frame 1: A B C, frame 2: C B A, ...)."""
-    for index, frame in enumerate(tqdm(frames, desc=desc)):
+    for index, frame in enumerate(tqdm(frames, desc=video)):
         for row in rows if index % 2 == 0 else reversed(rows):
-            row.step(frame, timed=index >= WARMUP)
+            row.step(video, index, frame, timed=index >= WARMUP)
 
 
 def summarize(timing: dict, expected_faces: int) -> dict:
@@ -176,19 +221,6 @@ def accuracy_fer(result: dict, class_names: list[str], labels, boxes) -> dict:
     return {"crops": round(float(numpy.mean(crops)), 4),
             "pictures": round(scene_correct / len(labels), 4),
             "pictures_found": round(found / len(labels), 4)}
-
-
-def run_fer(python: str, videos: dict, faces, scenes, folder: str) -> dict:
-    """Run app_speed_fer.py with fer's Python on the same frames and faces."""
-    source, target = os.path.join(folder, "fer_input.npz"), os.path.join(folder, "fer.json")
-    numpy.savez(source, faces=faces, scenes=scenes, **videos)
-    print(f"running fer with {python} ...", flush=True)
-    completed = subprocess.run([python, os.path.join(HERE, "app_speed_fer.py"), source, target],
-                               capture_output=True, text=True)
-    if completed.returncode != 0:
-        raise RuntimeError(f"fer run failed:\n{completed.stderr[-3000:]}")
-    with open(target) as file:
-        return json.load(file)
 
 
 def pictures_of(faces: numpy.ndarray, seed: int) -> tuple[numpy.ndarray, numpy.ndarray]:
@@ -341,13 +373,20 @@ def main(argv: list[str] | None = None) -> int:
                   "four_faces": drifting_video(faces[shown], FOUR_PLACES, 150, args.frames,
                                                folder, "four_faces")}
         expected = {"one_face": 1, "four_faces": 4}
+        fer = None
+        if args.fer_python:
+            source = os.path.join(folder, "fer_input.npz")
+            numpy.savez(source, faces=faces, scenes=scenes, **videos)
+            print(f"starting fer with {args.fer_python} ...", flush=True)
+            fer = FerProcess(args.fer_python, source, folder)
         combos = [(model, variant) for model in models for variant in variants]
         timed = {}
         for name, frames in videos.items():
             timed[name] = [Row(recognizers[model, backend], backend,
                                face_finder(size, search, args.detect_every), model)
                            for model, (backend, size, search) in combos]
-            time_rows(timed[name], frames, desc=f"ours: {name}")
+            timed[name] += [FerRow(fer)] if fer else []
+            time_rows(timed[name], name, frames)
         results["threads"] = thread_report()  # after the runs: libraries loaded, threads set
         for index, (model, (backend, size, search)) in enumerate(combos):
             results["speed"].append({
@@ -359,21 +398,24 @@ def main(argv: list[str] | None = None) -> int:
         for model, recognizer in zip(models, scoring):
             results["accuracy"].append({"recognizer": "ours", "model": os.path.basename(model),
                                         **accuracy_ours(recognizer, faces, labels, scenes, boxes)})
-        if args.fer_python:
-            fer = run_fer(args.fer_python, videos, faces, scenes, folder)
+        if fer:
             results["speed"].append({
                 "recognizer": "fer", "model": "mini-Xception (TF Lite)", "backend": "TF Lite",
                 "search": "whole frame, full size (faces >= 50 px, fer's default)",
-                "videos": {name: summarize(fer["videos"][name], expected[name])
+                "videos": {name: summarize(timed[name][-1].timing, expected[name])
                            for name in videos}})
+            print("fer: accuracy ...", flush=True)
+            predictions = fer.ask("accuracy")
+            fer.close()
             results["accuracy"].append({"recognizer": "fer", "model": "mini-Xception (TF Lite)",
-                                        **accuracy_fer(fer, scoring[0].class_names, labels,
-                                                       boxes)})
+                                        **accuracy_fer(predictions, scoring[0].class_names,
+                                                       labels, boxes)})
+            attempts = predictions["network_attempts"]
             results["notes"] += [
-                f"fer {fer['version']} (opencv {fer['opencv']}, TensorFlow Lite model): "
-                f"{fer['note']}",
-                "fer network connections attempted during the run: "
-                f"{len(fer['network_attempts'])} {fer['network_attempts'] or ''}".rstrip(),
+                f"fer {fer.info['version']} (opencv {fer.info['opencv']}, TensorFlow Lite "
+                f"model): {fer.info['note']}; timed frame by frame in turn with ours",
+                f"fer network connections attempted during the run: {len(attempts)} "
+                f"{attempts or ''}".rstrip(),
                 "fer's classifier (oarriaga's mini-Xception) was trained on a random split of all "
                 "FER-2013 images, so PublicTest faces may be in its training set."]
         else:
