@@ -328,6 +328,11 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         variants = parse_variants(args.variants)
     except ValueError as error:
         parser.error(f"--variants: {error}")
+    for backend in dict.fromkeys(variant[0] for variant in variants):
+        try:
+            tinycnn.backend.get(backend)
+        except tinycnn.backend.BackendError as error:
+            parser.error(f"--variants: backend {backend!r}: {error}")
     if args.detect_every < 1:
         parser.error("--detect-every must be >= 1")
     if args.frames <= WARMUP:

@@ -153,6 +153,7 @@ def test_benchmark_rejects_bad_options(capsys):
     for argv, message in ((["--variants", "numpy:40"], "BACKEND:MIN_FACE_SIZE:SEARCH"),
                           (["--variants", "numpy:40:fast"], "SEARCH one of full, scaled, track"),
                           (["--variants", "numpy:0:track"], "MIN_FACE_SIZE a whole number"),
+                          (["--variants", "torch:40:track"], "backend 'torch'"),
                           (["--detect-every", "0"], "--detect-every must be >= 1"),
                           (["--model", "missing.npz"], "no such file: missing.npz")):
         with pytest.raises(SystemExit):
