@@ -318,11 +318,21 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a line to add to the results' notes (repeatable)")
     parser.add_argument("--out", default=None,
                         help="write app_speed.json and app_speed.md into this folder "
-                             "(default: print only)")
+                             "(default: print only; the README's results are in "
+                             "benchmarks/results)")
     return parser
 
 
-def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options, checked (a bad one ends the run with one line); ``variant_list`` holds
+    the parsed --variants."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.variant_list = checked_variants(parser, args)
+    return args
+
+
+def checked_variants(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list:
     """The parsed variants; any bad option ends the run with one line (parser.error)."""
     try:
         variants = parse_variants(args.variants)
@@ -340,7 +350,7 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
     if args.accuracy_faces < 4:
         parser.error("--accuracy-faces must be >= 4 (the videos show 4 of these faces)")
     for model in args.model or []:
-        if model != "default" and not os.path.isfile(model):
+        if model not in NAMED_MODELS and not os.path.isfile(model):
             parser.error(f"--model: no such file: {model}")
     if args.fer_python and not os.path.isfile(args.fer_python):
         parser.error(f"--fer-python: no such file: {args.fer_python} (see the docstring to "
@@ -349,9 +359,8 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    variants = check_arguments(parser, args)
+    args = parse_args(argv)
+    variants = args.variant_list
     models = args.model or ["default"]
     load_start = round(os.getloadavg()[0], 2)
 
@@ -426,13 +435,14 @@ def main(argv: list[str] | None = None) -> int:
         else:
             results["notes"].append("fer not run (no --fer-python given)")
     results["load_average_1min"] = {"start": load_start, "end": round(os.getloadavg()[0], 2)}
+    print(markdown(results))
     if args.out:
         os.makedirs(args.out, exist_ok=True)
         with open(os.path.join(args.out, "app_speed.json"), "w") as file:
             json.dump(results, file, indent=2)
         with open(os.path.join(args.out, "app_speed.md"), "w") as file:
             file.write(markdown(results))
-    print(markdown(results))
+        print(f"wrote {os.path.join(args.out, 'app_speed.json')} and app_speed.md")
     return 0
 
 

@@ -4,6 +4,7 @@
     python -m benchmarks.keras_compare --backend numba --reps 9
     python -m benchmarks.keras_compare --quick            # smoke run: few repetitions
     python -m benchmarks.keras_compare --threads 1        # one thread per library, both sides
+    python -m benchmarks.keras_compare --out benchmarks/results   # also write the result files
 
 Everything below runs in one process, tinycnn and Keras samples taken in turn
 (``benchmarks/timing.py``); each number is the median of ``--reps`` samples.
@@ -15,8 +16,8 @@ Everything below runs in one process, tinycnn and Keras samples taken in turn
   4. inference: batch-1 latency and batch-256 throughput;
   5. peak resident memory of training, each side alone in a child process
      (``benchmarks/memory_child.py``), since one process cannot separate them.
-Writes benchmarks/results/keras_compare.{json,md,png}; see benchmarks/report.py
-for the row format (``ratio`` = Keras / tinycnn, above 1 when tinycnn is better).
+Prints the table; with ``--out DIR`` also writes DIR/keras_compare.{json,md,png}
+(the README's figures are benchmarks/results/). See benchmarks/report.py for the row format (``ratio`` = Keras / tinycnn, above 1 when tinycnn is better).
 """
 from __future__ import annotations
 
@@ -48,7 +49,6 @@ from .model_steps import (BATCH, CLASSES, IMAGE, tinycnn_inference, tinycnn_trai
                           training_batch)
 from .timing import interleaved_samples, median
 
-RESULTS = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parents[1]
 TOLERANCE = 1e-4            # max |tinycnn - Keras| / max |Keras|, per array
 MATMUL_SIZE = 2048
@@ -382,7 +382,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=4, help="training steps of each memory child")
     parser.add_argument("--threads", type=int, help="threads of every library on both sides (BLAS, Numba, "
                         "TensorFlow); default: each library's own choice")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="directory for the json/md/png results")
+    parser.add_argument("--out", type=Path, help="write keras_compare.json/.md/.png into this folder "
+                        "(default: print only; the README's results are in benchmarks/results)")
     return parser.parse_args(argv)
 
 
@@ -397,12 +398,13 @@ def main(argv=None) -> None:
     if not backends:
         sys.exit("no usable tinycnn backend")
     rows, header = run(backends, missing, reps, warmup, steps)
-    args.out.mkdir(parents=True, exist_ok=True)
-    report.write_json(rows, args.out / "keras_compare.json")
-    report.write_markdown(rows, header, args.out / "keras_compare.md")
-    report.write_bar_chart(rows, args.out / "keras_compare.png", "tinycnn vs Keras, seed-004, batch 64")
     print(report.markdown_table(rows))
-    print(f"wrote {args.out}/keras_compare.json, .md, .png")
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        report.write_json(rows, args.out / "keras_compare.json")
+        report.write_markdown(rows, header, args.out / "keras_compare.md")
+        report.write_bar_chart(rows, args.out / "keras_compare.png", "tinycnn vs Keras, seed-004, batch 64")
+        print(f"wrote {args.out}/keras_compare.json, .md, .png")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as train/evaluate do (see 
 import argparse
 import sys
 
-from .data import DataError, find_data, select_split
+from .cli import UserError, error_boundary
+from .data import find_data, select_split
 from .evaluate import dataset_for, evaluate
 from .inference import ModelFileError, load_classifier, read_model_file
 from .model_card import NOT_RECIPE, read_history, training_hours
@@ -34,11 +35,13 @@ def run_row(run: str, reference: dict | None, tta_split: str | None, data: str |
     """The facts of one run folder; with ``tta_split``, also its TTA accuracy on that split."""
     path = os.path.join(run, "model.npz")
     _, metadata = read_model_file(path)
+    if "settings" not in metadata or "epoch" not in metadata:
+        raise ModelFileError(f"{path}: not written by fer_app.train (no settings or epoch in its metadata)")
     settings = metadata["settings"]
     history = read_history(os.path.join(run, "history.csv"))
     best = [row for row in history if row["epoch"] == metadata["epoch"]]
     if not best:
-        raise KeyError(f"{run}: history.csv has no row for the model's epoch {metadata['epoch']}")
+        raise UserError(f"{run}: history.csv has no row for the model's epoch {metadata['epoch']}")
     best = best[0]
     row = {
         "run": os.path.basename(os.path.normpath(run)),
@@ -75,6 +78,7 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+@error_boundary
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fer_app.compare_runs", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -85,13 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="also write the table to this Markdown file")
     args = parser.parse_args(argv)
     rows = []
-    try:
-        for run in args.runs:
-            reference = rows[0]["settings"] if rows else None
-            rows.append(run_row(run, reference, args.split if args.tta else None, args.data))
-    except (ModelFileError, DataError, OSError, KeyError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    for run in args.runs:
+        reference = rows[0]["settings"] if rows else None
+        rows.append(run_row(run, reference, args.split if args.tta else None, args.data))
     table = markdown_table(rows)
     if args.out:
         with open(args.out, "w", encoding="utf-8") as file:

@@ -21,6 +21,7 @@ import time
 
 import numpy as np
 
+from .cli import error_boundary, writable_file
 from .data_cache import load_cached
 from .dataset import EMOTIONS, DataError, Dataset
 from .fer_csv import read_fer_csv
@@ -161,6 +162,7 @@ def format_counts(ds: Dataset) -> str:
     return "\n".join(lines)
 
 
+@error_boundary
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fer_app.data",
                                      description="Load FER-2013 and print its class counts per split.")
@@ -172,13 +174,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grid", metavar="PNG", help="write a grid of augmented training samples")
     parser.add_argument("--seed", type=int, default=0, help="seed for the augmentation grid")
     args = parser.parse_args(argv)
-    try:
-        path = find_data(args.data)
-        start = time.perf_counter()
-        ds = load_dataset(path, args.classes, args.merge_disgust, args.skip_bad, cache=not args.no_cache)
-    except DataError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    if args.grid:
+        writable_file(args.grid, "--grid")
+    path = find_data(args.data)
+    start = time.perf_counter()
+    ds = load_dataset(path, args.classes, args.merge_disgust, args.skip_bad, cache=not args.no_cache)
     print(f"{path}: {len(ds)} images, {len(ds.class_names)} classes, "
           f"loaded in {time.perf_counter() - start:.2f} s")
     if ds.skipped:

@@ -11,12 +11,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .cli import UserError
+
 EMOTIONS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 IMAGE_SIZE = 48
 N_PIXELS = IMAGE_SIZE * IMAGE_SIZE
 
 
-class DataError(Exception):
+class DataError(UserError):
     """Bad or missing data. The message names the file, the line or image, and what is wrong."""
 
 

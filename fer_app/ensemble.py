@@ -2,6 +2,7 @@
 
     python -m fer_app.ensemble runs/a/model.npz runs/b/model.npz --out runs/ensemble_ab/model.npz
     python -m fer_app.ensemble runs/a/model.npz runs/b/model.npz runs/c/model.npz --float16 --out e.npz
+    python -m fer_app.ensemble default --member 1 --out vgg_fer_60.npz   # one member, alone
 
 The ensemble (fer_app/models/ensemble.py) averages its members' class probabilities.
 Its file is an ordinary fer_app model file (load_classifier, evaluate, predict and
@@ -21,7 +22,8 @@ import numpy as np
 
 import tinycnn
 
-from .inference import ModelFileError, read_model_file
+from .cli import error_boundary, writable_file
+from .inference import ModelFileError, loaded_network, model_path, read_model_file
 
 
 def as_stored(array: np.ndarray, float16: bool) -> np.ndarray:
@@ -49,6 +51,7 @@ def combine(paths: list[str], out: str, float16: bool = False) -> dict:
         member_state, metadata = read_model_file(path)
         if metadata["arch"] == "ensemble":
             raise ModelFileError(f"{path}: is an ensemble already; list its members instead")
+        loaded_network(path, member_state, metadata)   # a ModelFileError unless the weights fit
         shared = shared_facts(metadata)
         first = first or shared
         for key, value in shared.items():
@@ -65,6 +68,27 @@ def combine(paths: list[str], out: str, float16: bool = False) -> dict:
                 "stored_as": "float16" if float16 else "as trained"}
     tinycnn.save(state, out, metadata)
     return metadata
+
+
+def extract_member(path: str, index: int, out: str) -> dict:
+    """Write member ``index`` of the ensemble file ``path`` to ``out`` as a model file of its
+    own (weights as float32, as they are loaded); return its metadata."""
+    state, metadata = read_model_file(path)
+    if metadata["arch"] != "ensemble":
+        raise ModelFileError(f"{path}: is one network, not an ensemble")
+    members = metadata["members"]
+    if not 0 <= index < len(members):
+        raise ModelFileError(f"{path}: has members 0 to {len(members) - 1}, not {index}")
+    prefix = f"member{index}."
+    member_state = {name[len(prefix):]: value.astype(np.float32) if value.dtype == np.float16 else value
+                    for name, value in state.items() if name.startswith(prefix)}
+    member = {key: value for key, value in members[index].items() if key != "source"}
+    member_metadata = {**member, "num_classes": metadata["num_classes"],
+                       "class_names": metadata["class_names"],
+                       "normalization": metadata["normalization"],
+                       "source": f"{path} member {index} ({members[index].get('source', '')})"}
+    tinycnn.save(member_state, out, member_metadata)
+    return member_metadata
 
 
 def stored_bytes(state: dict, float16: bool = False) -> int:
@@ -94,18 +118,25 @@ def choose_within_budget(paths: list[str], budget_bytes: int, float16: bool = Fa
     return chosen
 
 
+@error_boundary
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fer_app.ensemble", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("models", nargs="+", help="model files (runs/NAME/model.npz), two or more")
-    parser.add_argument("--out", required=True, help="the ensemble model file to write")
+    parser.add_argument("models", nargs="+", help="model files (runs/NAME/model.npz), two or more; "
+                        "with --member, one ensemble file or shipped model name ('default')")
+    parser.add_argument("--out", required=True, help="the model file to write")
     parser.add_argument("--float16", action="store_true", help="store the weights in half precision")
+    parser.add_argument("--member", type=int,
+                        help="write this member (0, 1, ...) of one ensemble file alone instead")
     args = parser.parse_args(argv)
-    try:
-        metadata = combine(args.models, args.out, args.float16)
-    except (ModelFileError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    if args.member is not None and len(args.models) != 1:
+        parser.error("--member takes exactly one ensemble file")
+    writable_file(args.out, "--out")
+    if args.member is not None:
+        metadata = extract_member(model_path(args.models[0]), args.member, args.out)
+        print(f"{args.out}: member {args.member} ({metadata['arch']}) of {args.models[0]}")
+        return 0
+    metadata = combine(args.models, args.out, args.float16)
     print(f"{args.out}: ensemble of {len(metadata['members'])} networks "
           f"({', '.join(member['arch'] for member in metadata['members'])})")
     return 0

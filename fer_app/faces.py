@@ -20,6 +20,8 @@ import os
 import cv2
 import numpy
 
+from .pictures import as_uint8
+
 FACE_SIZE = 48
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
 CASCADE_WINDOW = 24  # pixels: the smallest face the cascade itself can find
@@ -41,14 +43,14 @@ def to_grey(image: numpy.ndarray, color: str = "rgb") -> numpy.ndarray:
 
     image: (H, W) grey, (H, W, 1), (H, W, 3) or (H, W, 4) with channels in
     ``color`` order ("rgb" or "bgr"; a 4th alpha channel is dropped). Grey is
-    0.299 R + 0.587 G + 0.114 B (ITU-R BT.601, as PIL's "L" and OpenCV). Floats
-    are taken as 0..1 when their maximum is <= 1, else as 0..255.
+    0.299 R + 0.587 G + 0.114 B (ITU-R BT.601, as PIL's "L" and OpenCV). Arrays
+    that are not uint8 are scaled by pictures.as_uint8: uint16 by 65535, floats as
+    0..1 when their maximum is <= 1, else as 0..255 (or 0..65535 above 255).
     """
     if color not in ("rgb", "bgr"):
         raise ValueError(f"color must be 'rgb' or 'bgr', not {color!r}")
     image = numpy.asarray(image)
-    if image.dtype != numpy.uint8:
-        image = _as_uint8(image)
+    image = as_uint8(image)
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
     if image.ndim == 2:
@@ -58,15 +60,6 @@ def to_grey(image: numpy.ndarray, color: str = "rgb") -> numpy.ndarray:
                          f"got {image.shape}")
     code = cv2.COLOR_RGB2GRAY if color == "rgb" else cv2.COLOR_BGR2GRAY
     return cv2.cvtColor(numpy.ascontiguousarray(image[:, :, :3]), code)
-
-
-def _as_uint8(image: numpy.ndarray) -> numpy.ndarray:
-    if image.dtype == numpy.bool_ or not numpy.issubdtype(image.dtype, numpy.number):
-        raise ValueError(f"expected a numeric image array, got dtype {image.dtype}")
-    values = image.astype(numpy.float64)
-    if numpy.issubdtype(image.dtype, numpy.floating) and values.size and values.max() <= 1.0:
-        values = values * 255.0
-    return numpy.clip(numpy.rint(values), 0, 255).astype(numpy.uint8)
 
 
 class FaceDetector:

@@ -13,9 +13,10 @@ words the error messages.
 """
 from __future__ import annotations
 
-import numba
 import numpy as np
 import pandas as pd
+
+from tinycnn.kernels.numba_cache import cached_njit
 
 from .dataset import EMOTIONS, N_PIXELS, DataError, Dataset
 
@@ -88,7 +89,7 @@ def parse_pixels(strings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return values, status
 
 
-@numba.njit(cache=True)
+@cached_njit()
 def _parse_pixel_bytes(buffer, offsets, values, status):
     """Fill values[r] with row r's numbers and status[r] with its problem code.
 

@@ -11,7 +11,9 @@ test -> "PrivateTest". Any image size or colour is accepted: it is converted to
 grey, centre-cropped to a square and resized to 48x48 with Pillow.
 
 Errors (:class:`DataError`, naming the folder or image): no split folder, an
-unknown split or class folder, an empty class folder, an unreadable image.
+unknown split or class folder, an empty class folder, an unreadable image or one
+over pictures.MAX_PIXELS (checked from its header, before decoding). 16-bit grey
+images are scaled to 0..255 (pictures.to_8bit), not clipped.
 With ``skip_bad=True`` unreadable images are skipped and counted and empty
 class folders are allowed; unknown folder names are always an error.
 """
@@ -24,6 +26,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from .dataset import EMOTIONS, IMAGE_SIZE, DataError, Dataset
+from .pictures import open_image, to_8bit
 
 TRAIN_FOLDERS = ("train", "training")
 HELD_OUT_FOLDERS = ("test", "validation", "val")
@@ -89,9 +92,9 @@ def split_folders(root: str) -> list[tuple[str, str]]:
 def read_face(path: str) -> np.ndarray:
     """One image file as a grey 48x48 face: (48, 48) uint8 (centre-cropped to a square first)."""
     try:
-        with Image.open(path) as image:
-            grey = image.convert("L")
-    except (UnidentifiedImageError, OSError, ValueError) as error:
+        with open_image(path) as image:
+            grey = to_8bit(image).convert("L")
+    except (UnidentifiedImageError, OSError, ValueError) as error:  # PictureError is a ValueError
         raise DataError(f"{path}: unreadable image ({error})") from None
     side = min(grey.size)
     left, top = (grey.width - side) // 2, (grey.height - side) // 2

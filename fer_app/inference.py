@@ -20,16 +20,22 @@ from tinycnn import backend as backends
 from tinycnn import nn
 
 from .checkpoint import MODEL_PREFIX
-from .models import build_model
+from .cli import UserError
+from .models import ARCHITECTURES, build_model
 from .models.ensemble import Ensemble
 from .normalize import Normalizer
 
-DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights", "default.npz")
+WEIGHTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
+# The shipped models by name: "default" the most accurate (still pictures), "fast" one small
+# network (live video, camera and the web page).
+NAMED_MODELS = {"default": os.path.join(WEIGHTS, "default.npz"),
+                "fast": os.path.join(WEIGHTS, "fast.npz")}
+DEFAULT_MODEL = NAMED_MODELS["default"]
 BATCH_SIZE = 256
 TTA_SHIFT = 2  # pixels: TTA views are shifted by this much left, right, up and down
 
 
-class ModelFileError(Exception):
+class ModelFileError(UserError):
     """A model file is missing or does not describe a fer_app model."""
 
 
@@ -118,21 +124,67 @@ class Classifier:
 
 def read_model_file(path: str) -> tuple[dict, dict]:
     """(state, metadata) of a model file (model.npz, or the model inside a training
-    checkpoint last.npz), with a clear error if it is not one."""
+    checkpoint last.npz), checked (see :func:`check_metadata`, :func:`check_weights`)
+    with a clear ModelFileError if it is not a usable model."""
+    if os.path.isdir(path):
+        raise ModelFileError(f"{path}: is a folder; give the model file in it "
+                             f"(e.g. {os.path.join(path, 'model.npz')})")
     if not os.path.isfile(path):
-        raise ModelFileError(f"{path}: model file not found")
+        raise ModelFileError(f"{path}: model file not found; give a model .npz file or a shipped "
+                             f"model's name ({', '.join(NAMED_MODELS)})")
     try:
         state, metadata = tinycnn.load(path)
-    except (OSError, ValueError) as error:
-        raise ModelFileError(f"{path}: not a readable model file ({error})") from None
+    except tinycnn.SerializationError as error:
+        raise ModelFileError(f"{error}; give an intact model file (train one again or copy it "
+                             f"again)") from None
+    check_metadata(path, metadata)
+    if any(name.startswith(MODEL_PREFIX) for name in state):  # a training checkpoint (last.npz)
+        state = {name[len(MODEL_PREFIX):]: value for name, value in state.items()
+                 if name.startswith(MODEL_PREFIX)}
+    check_weights(path, state)
+    return state, metadata
+
+
+def check_metadata(path: str, metadata: dict) -> None:
+    """A ModelFileError unless the metadata describes a model this version can build:
+    known architecture(s), a positive whole num_classes, that many distinct class_names,
+    and a valid normalization."""
     missing = [key for key in ("arch", "num_classes", "class_names", "normalization")
                if key not in metadata]
     if missing:
         raise ModelFileError(f"{path}: not a fer_app model file (metadata lacks {', '.join(missing)})")
-    if any(name.startswith(MODEL_PREFIX) for name in state):  # a training checkpoint (last.npz)
-        state = {name[len(MODEL_PREFIX):]: value for name, value in state.items()
-                 if name.startswith(MODEL_PREFIX)}
-    return state, metadata
+    members = metadata.get("members") if metadata["arch"] == "ensemble" else [metadata]
+    if not isinstance(members, list) or not members or \
+            not all(isinstance(member, dict) for member in members):
+        raise ModelFileError(f"{path}: an ensemble whose metadata lists no members")
+    for member in members:
+        if not isinstance(member.get("arch"), str) or member["arch"] not in ARCHITECTURES:
+            raise ModelFileError(f"{path}: unknown architecture {member.get('arch')!r}; this "
+                                 f"version builds {', '.join(ARCHITECTURES)}")
+    num_classes, names = metadata["num_classes"], metadata["class_names"]
+    if type(num_classes) is not int or num_classes < 1:
+        raise ModelFileError(f"{path}: num_classes must be a positive whole number, got {num_classes!r}")
+    if not isinstance(names, list) or len(names) != num_classes or \
+            not all(isinstance(name, str) for name in names) or len(set(names)) != len(names):
+        raise ModelFileError(f"{path}: class_names must be {num_classes} different names "
+                             f"(num_classes), got {names!r}")
+    try:
+        Normalizer.from_dict(metadata["normalization"])
+    except ValueError as error:
+        raise ModelFileError(f"{path}: bad normalization in its metadata: {error}") from None
+
+
+def check_weights(path: str, state: dict) -> None:
+    """A ModelFileError unless every array holds numbers and every floating-point one is
+    finite: a model with NaN or infinite weights (a diverged run) answers nonsense, so it
+    is refused rather than scored."""
+    for name, value in state.items():
+        if value.dtype.kind not in "biuf":
+            raise ModelFileError(f"{path}: array {name!r} holds {value.dtype}, not numbers")
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            bad = int((~np.isfinite(value)).sum())
+            raise ModelFileError(f"{path}: array {name!r} holds {bad} NaN or infinite value(s); "
+                                 f"the model is broken (a diverged run?): use an earlier one")
 
 
 def build_network(metadata: dict) -> nn.Module:
@@ -143,18 +195,30 @@ def build_network(metadata: dict) -> nn.Module:
     return build_model(metadata["arch"], num_classes)
 
 
-def load_classifier(model: str = "default", backend: str | None = None) -> Classifier:
-    """The classifier stored in a model file ("default" = the shipped
-    fer_app/weights/default.npz) on ``backend`` (None: numba if it runs here, else
-    numpy). The backend becomes tinycnn's active backend."""
-    path = DEFAULT_MODEL if model == "default" else model
-    state, metadata = read_model_file(path)
-    backends.use(backend or default_backend_name())
+def loaded_network(path: str, state: dict, metadata: dict) -> nn.Module:
+    """The network ``metadata`` names with the weights ``state`` (read from ``path``);
+    a ModelFileError if they do not fit it."""
     network = build_network(metadata)
     try:
         network.load_state_dict(state)
-    except (KeyError, ValueError) as error:
-        raise ModelFileError(f"{path}: weights do not fit {metadata['arch']}: {error}") from None
+    except (KeyError, ValueError) as error:  # names (KeyError), shapes or dtypes (ValueError)
+        raise ModelFileError(f"{path}: weights do not fit {metadata['arch']}: {error.args[0]}") from None
+    return network
+
+
+def model_path(model: str) -> str:
+    """The file of a shipped model's name ("default", "fast"), or ``model`` itself (a path)."""
+    return NAMED_MODELS.get(model, model)
+
+
+def load_classifier(model: str = "default", backend: str | None = None) -> Classifier:
+    """The classifier stored in a model file, or a shipped model by name ("default":
+    fer_app/weights/default.npz, "fast": fer_app/weights/fast.npz) on ``backend`` (None:
+    numba if it runs here, else numpy). The backend becomes tinycnn's active backend."""
+    path = model_path(model)
+    state, metadata = read_model_file(path)
+    backends.use(backend or default_backend_name())
+    network = loaded_network(path, state, metadata)
     network.eval()
     return Classifier(network, metadata["class_names"],
                       Normalizer.from_dict(metadata["normalization"]), metadata)

@@ -3,18 +3,20 @@
     python -m fer_app.model_card --run runs/vgg_fer_long --ship --readme README.md
     python -m fer_app.model_card --run runs/a runs/b --ship --readme README.md   # an ensemble
     python -m fer_app.model_card --run runs/* --ship --float16 --budget-mb 20   # chosen by a rule
+    python -m fer_app.model_card --name fast --run runs/student_a runs/student_b --ship --readme README.md
 
 ``--ship`` copies ``RUN/model.npz`` (the epoch with the best PublicTest accuracy)
-to ``fer_app/weights/default.npz``; given several runs, it ships the ensemble of their
+to ``fer_app/weights/default.npz`` (``--name fast``: ``fast.npz``, the one network for
+live video: of several runs, the one :func:`choose_fast` picks); given several runs, it ships the ensemble of their
 models instead (fer_app/ensemble.py); with ``--budget-mb``, of the runs only those that
 ``fer_app.ensemble.choose_within_budget`` takes (best own accuracy first, while they fit).
 Then the shipped model (or ``--model FILE``) is evaluated on the validation split with
 and without test-time augmentation, and the card is written to ``docs/model_card/``:
 ``model_card.md``, ``model_card.json``, ``confusion_matrix.png`` (TTA) and
-``curves_<run>.png`` per run (from ``RUN/history.csv``).
-``--readme`` also replaces the part of the README between the
-``<!-- MODEL-CARD -->`` markers with the card, so its numbers always come from
-this command.
+``curves_<run>.png`` per run (from ``RUN/history.csv``); ``docs/model_card_fast/``
+for ``--name fast``. ``--readme`` also replaces the part of the README between the
+``<!-- MODEL-CARD -->`` markers (``<!-- MODEL-CARD fast -->`` for ``fast``) with the
+card, so its numbers always come from this command.
 """
 from __future__ import annotations
 
@@ -27,20 +29,71 @@ import csv
 import json
 import shutil
 import sys
+import time
 
 import numpy as np
 
+from tinycnn import backend as backends
+
 from . import plots
-from .data import DataError, find_data, select_split
+from .cli import UsageError, UserError, error_boundary, writable_folder
+from .data import find_data, select_split
 from .ensemble import choose_within_budget, combine
 from .evaluate import dataset_for
-from .inference import DEFAULT_MODEL, ModelFileError, load_classifier
+from .inference import (NAMED_MODELS, Classifier, ModelFileError, build_network, load_classifier,
+                        read_model_file)
 from .metrics import classification_report
 from .models.ensemble import Ensemble
 from .models.summary import summarize
 from .train import DEFAULTS
 
-MARKER = "<!-- MODEL-CARD -->"
+# What each shipped model is for, as the card's heading says it.
+PURPOSE = {"default": "the most accurate: still pictures (`predict`, `evaluate`, the Python API)",
+           "fast": "one small network: live video, the camera and the web page"}
+
+
+FAST_MAX_GFLOPS = 0.2  # the fast model's budget: one network of at most vgg_fer's cost
+
+
+def choose_fast(runs: list[str], max_gflops: float = FAST_MAX_GFLOPS) -> str:
+    """The rule that picks the fast model: of the runs whose network costs at most
+    ``max_gflops`` per face, the one with the best own validation accuracy (the figure that
+    already chose its epoch). Returns that run folder."""
+    candidates = []  # (validation accuracy, run)
+    for run in runs:
+        _, metadata = read_model_file(os.path.join(run, "model.npz"))
+        if metadata["arch"] == "ensemble":
+            raise ModelFileError(f"{run}: is an ensemble; the fast model is one network")
+        network = build_network(metadata)
+        if sum(row.flops for row in summarize(network)) / 1e9 <= max_gflops:
+            candidates.append((float(metadata["val"]["val_acc"]), run))
+    if not candidates:
+        raise ModelFileError(f"no run's network costs at most {max_gflops} GFLOP per face")
+    return max(candidates)[1]
+
+
+def marker(name: str) -> str:
+    """The README lines that enclose the card of shipped model ``name``."""
+    return "<!-- MODEL-CARD -->" if name == "default" else f"<!-- MODEL-CARD {name} -->"
+
+
+def gflops(classifier: Classifier) -> float:
+    """Forward GFLOPs per face of the classifier's network(s)."""
+    model = classifier.model
+    networks = model.members if isinstance(model, Ensemble) else [model]
+    return sum(row.flops for network in networks for row in summarize(network)) / 1e9
+
+
+def ms_per_face(classifier: Classifier, face: np.ndarray, repeats: int = 50) -> float:
+    """Median milliseconds of classifying one face (1, 48, 48) in one pass, after a warm-up
+    call: what the recognizer spends per face in a frame with one face."""
+    classifier.predict_proba(face)
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        classifier.predict_proba(face)
+        seconds.append(time.perf_counter() - start)
+    return 1000 * float(np.median(seconds))
 
 
 def training_hours(history: list[dict]) -> float:
@@ -49,18 +102,22 @@ def training_hours(history: list[dict]) -> float:
 
 
 def read_history(path: str) -> list[dict]:
-    """history.csv rows with numbers as floats (epoch as int)."""
+    """history.csv rows with numbers as floats (epoch as int); a UserError if the file is
+    not one that fer_app.train wrote."""
     with open(path, newline="") as file:
         rows = list(csv.DictReader(file))
-    return [{key: (int(value) if key == "epoch" else float(value)) for key, value in row.items()}
-            for row in rows]
+    try:
+        return [{key: (int(value) if key == "epoch" else float(value)) for key, value in row.items()}
+                for row in rows]
+    except (TypeError, ValueError) as error:   # a missing cell is None, a word is not a number
+        raise UserError(f"{path}: not a history.csv written by fer_app.train ({error})") from None
 
 
 # Always written out, so the command reads as a recipe; other settings only when they
 # differ from train.DEFAULTS. Where the data is and which backend ran are not the recipe.
 RECIPE_OPTIONS = ("arch", "epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule",
                   "label_smoothing", "augment", "normalize", "seed")
-NOT_RECIPE = ("data", "backend")
+NOT_RECIPE = ("data", "backend", "teacher_cache")  # where things are, not how the run trains
 
 
 def train_command(settings: dict) -> str:
@@ -89,10 +146,10 @@ def architecture_line(card: dict) -> str:
 
 def card_markdown(card: dict) -> str:
     """The model card as Markdown (the README section)."""
-    plain, tta = card["plain"], card["tta"]
+    plain, tta, model_name = card["plain"], card["tta"], card["name"]
     lines = [
-        MARKER,
-        "## The shipped model (`fer_app/weights/default.npz`)",
+        marker(model_name),
+        f"## The shipped model `{model_name}` (`fer_app/weights/{model_name}.npz`): {PURPOSE[model_name]}",
         "",
         f"Made by `{card['command']}` (this section is written by that command).",
         "",
@@ -108,13 +165,15 @@ def card_markdown(card: dict) -> str:
         f"| architecture | {architecture_line(card)} |",
         f"| parameters | {card['parameters']:,} |",
         f"| FLOPs per image (forward) | {card['gflops']:.3f} GFLOP |",
+        f"| one face, one pass, here | {card['ms_per_face']:.2f} ms ({card['backend']} backend) |",
         f"| training wall time here | {card['train_hours']:.2f} h on 2 shared CPU cores |",
         f"| {card['split']} accuracy, TTA (how predict and evaluate classify) | {tta['accuracy']:.4f} "
         f"(one plain pass, as live video: {plain['accuracy']:.4f}) |",
         f"| {card['split']} macro-F1, TTA | {tta['macro_f1']:.4f} (one plain pass: {plain['macro_f1']:.4f}) |",
         f"| n | {plain['n']} |",
         "",
-        "Training (each network's epoch with the best PublicTest accuracy was kept):",
+        "Training (each network's epoch with the best PublicTest accuracy was kept; `--teacher`: "
+        "distilled from that model, `fer_app/distill.py`):",
         "",
         "| run | command | epochs run / chosen | hours | images/s (median) | its own accuracy |",
         "|---|---|---|---|---|---|",
@@ -133,32 +192,43 @@ def card_markdown(card: dict) -> str:
     for name, scores in tta["per_class"].items():
         lines.append(f"| {name} | {plain['per_class'][name]['recall']:.3f} | {scores['recall']:.3f} | "
                      f"{scores['precision']:.3f} | {scores['f1']:.3f} | {scores['support']} |")
-    lines += ["", "![confusion matrix](docs/model_card/confusion_matrix.png)"]
-    lines += [f"![learning curves of {member['run']}](docs/model_card/{member['curves']})"
+    folder = card["out"]
+    lines += ["", f"![confusion matrix]({folder}/confusion_matrix.png)"]
+    lines += [f"![learning curves of {member['run']}]({folder}/{member['curves']})"
               for member in card["members"]]
     lines += [
         "",
-        "PublicTest chose each network's epoch (and ranked the networks for the size rule) only; "
+        "PublicTest chose each network's epoch (and ranked the "
+        f"{'runs for choose_fast' if model_name == 'fast' else 'networks for the size rule'}) only; "
         "the PrivateTest split was never seen. "
-        "`python -m fer_app.evaluate --model default --split PublicTest --json` "
+        f"`python -m fer_app.evaluate --model {model_name} --split PublicTest --json` "
         "reproduces the TTA figures (`--no-tta` the plain ones).",
-        MARKER,
+        marker(model_name),
     ]
     return "\n".join(lines)
 
 
-def replace_in_readme(readme: str, markdown: str) -> None:
-    """Put ``markdown`` between (and including) the two markers, or at the single marker."""
+def replace_in_readme(readme: str, markdown: str, name: str = "default") -> None:
+    """Put ``markdown`` between (and including) the two markers of model ``name``, or at
+    the single marker."""
     text = open(readme, encoding="utf-8").read()
-    parts = text.split(MARKER)
-    if len(parts) == 2:
-        head, tail = parts
-    elif len(parts) == 3:
-        head, _, tail = parts
-    else:
-        raise ValueError(f"{readme}: expected one or two '{MARKER}' lines")
+    lines = text.split("\n")
+    at = [i for i, line in enumerate(lines) if line.strip() == marker(name)]
+    if len(at) not in (1, 2):
+        raise UserError(f"{readme}: expected one or two '{marker(name)}' lines")
+    head, tail = lines[:at[0]], lines[at[-1] + 1:]
     with open(readme, "w", encoding="utf-8") as file:
-        file.write(head + markdown + tail)
+        file.write("\n".join(head + [markdown] + tail))
+
+
+def check_member(run: str, metadata: dict) -> None:
+    """Before anything is written: a UserError unless ``metadata`` (one network's) comes
+    from fer_app.train and ``run`` holds its history.csv."""
+    missing = [key for key in ("settings", "epoch", "val") if key not in metadata]
+    if missing:
+        raise ModelFileError(f"{run}: its network was not written by fer_app.train (no "
+                             f"{', '.join(missing)} in its metadata)")
+    read_history(os.path.join(run, "history.csv"))
 
 
 def member_facts(run: str, metadata: dict, out: str) -> dict:
@@ -184,7 +254,10 @@ def make_card(model: str, runs: list[str], data: str | None, split: str, out: st
     meta = classifier.metadata
     member_metadata = meta["members"] if meta["arch"] == "ensemble" else [meta]
     if len(member_metadata) != len(runs):
-        raise ValueError(f"the model has {len(member_metadata)} network(s) but {len(runs)} run(s) were given")
+        raise UsageError(f"the model has {len(member_metadata)} network(s) but {len(runs)} run(s) "
+                         f"were given to --run")
+    for run, metadata in zip(runs, member_metadata):
+        check_member(run, metadata)
     ds = select_split(dataset_for(classifier, find_data(data)), split)
     view_probabilities = classifier.predict_proba_views(ds.images)  # (10, N, K); [0] is the plain pass
     plain = classification_report(ds.labels, view_probabilities[0].argmax(axis=1), ds.class_names)
@@ -194,26 +267,27 @@ def make_card(model: str, runs: list[str], data: str | None, split: str, out: st
                                 os.path.join(out, "confusion_matrix.png"),
                                 f"{meta['arch']} on {split} with TTA: accuracy {tta['accuracy']:.3f}")
     members = [member_facts(run, metadata, out) for run, metadata in zip(runs, member_metadata)]
-    networks = classifier.model.members if isinstance(classifier.model, Ensemble) else [classifier.model]
     return {
         "arch": meta["arch"], "split": split, "plain": plain, "tta": tta, "members": members,
-        "parameters": classifier.model.num_parameters(),
-        "gflops": sum(row.flops for network in networks for row in summarize(network)) / 1e9,
+        "parameters": classifier.model.num_parameters(), "gflops": gflops(classifier),
+        "ms_per_face": ms_per_face(classifier, ds.images[:1]), "backend": backends.current().name,
         "train_hours": sum(member["train_hours"] for member in members),
     }
 
 
-def ship(models: list[str], float16: bool = False) -> None:
+def ship(models: list[str], float16: bool = False, name: str = "default") -> None:
     """Make ``models`` (one model file, or several to combine, their weights in float16 if
-    ``float16``) the shipped default model."""
-    os.makedirs(os.path.dirname(DEFAULT_MODEL), exist_ok=True)
+    ``float16``) the shipped model ``name`` ("default" or "fast")."""
+    target = NAMED_MODELS[name]
+    os.makedirs(os.path.dirname(target), exist_ok=True)
     if len(models) == 1:
-        shutil.copyfile(models[0], DEFAULT_MODEL + ".tmp")
-        os.replace(DEFAULT_MODEL + ".tmp", DEFAULT_MODEL)
+        shutil.copyfile(models[0], target + ".tmp")
+        os.replace(target + ".tmp", target)
     else:
-        combine(models, DEFAULT_MODEL, float16)   # writes atomically
+        combine(models, target, float16)   # writes atomically
 
 
+@error_boundary
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fer_app.model_card", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -228,38 +302,46 @@ def main(argv: list[str] | None = None) -> int:
                              "fer_app.ensemble.choose_within_budget takes (ranked by their own "
                              "validation accuracy, each taken while the weights fit in this many "
                              "MB, 1 MB = 10^6 bytes)")
-    parser.add_argument("--model", default="default",
-                        help="model to describe: 'default' (the shipped one) or a model file")
+    parser.add_argument("--name", choices=list(NAMED_MODELS), default="default",
+                        help="which shipped model --ship replaces and the card describes "
+                             "(default: default)")
+    parser.add_argument("--model", help="describe this model file instead of the shipped one")
     parser.add_argument("--data", help="FER-2013 file (default: searched)")
     parser.add_argument("--split", default="PublicTest", help="split to report (default PublicTest)")
-    parser.add_argument("--out", default=os.path.join("docs", "model_card"), help="folder for the card")
+    parser.add_argument("--out", help="folder for the card (default docs/model_card, "
+                        "docs/model_card_fast for --name fast)")
     parser.add_argument("--readme", help="README whose MODEL-CARD section to replace")
     args = parser.parse_args(argv)
     if args.budget_mb is not None and not args.ship:
         parser.error("--budget-mb chooses what to ship: give --ship too")
-    try:
-        runs = args.run
-        if args.budget_mb is not None:
-            models = choose_within_budget([os.path.join(run, "model.npz") for run in runs],
-                                          int(args.budget_mb * 1e6), args.float16)
-            runs = [os.path.dirname(model) for model in models]
-            print(f"chosen within {args.budget_mb:g} MB: {' '.join(runs)}", file=sys.stderr)
-        if args.ship:
-            ship([os.path.join(run, "model.npz") for run in runs], args.float16)
-        card = make_card(args.model, runs, args.data, args.split, args.out)
-    except (ModelFileError, DataError, OSError, KeyError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    if args.name == "fast" and args.budget_mb is not None:
+        parser.error("--budget-mb chooses ensemble members; the fast model is one network")
+    out = args.out or os.path.join("docs", "model_card" if args.name == "default" else f"model_card_{args.name}")
+    writable_folder(out, "--out")   # now, not after minutes of evaluation
+    runs = args.run
+    if args.budget_mb is not None:
+        models = choose_within_budget([os.path.join(run, "model.npz") for run in runs],
+                                      int(args.budget_mb * 1e6), args.float16)
+        runs = [os.path.dirname(model) for model in models]
+        print(f"chosen within {args.budget_mb:g} MB: {' '.join(runs)}", file=sys.stderr)
+    if args.name == "fast":
+        runs = [choose_fast(runs)]
+        print(f"chosen as the fast model (best own accuracy at <= {FAST_MAX_GFLOPS} GFLOP): "
+              f"{runs[0]}", file=sys.stderr)
+    if args.ship:
+        ship([os.path.join(run, "model.npz") for run in runs], args.float16, args.name)
+    card = make_card(args.model or args.name, runs, args.data, args.split, out)
     card["command"] = "python -m fer_app.model_card " + " ".join(argv if argv is not None else sys.argv[1:])
+    card.update(name=args.name, out=out)
     if args.budget_mb is not None:
         card.update(budget_mb=args.budget_mb, candidates=args.run)
     markdown = card_markdown(card)
-    with open(os.path.join(args.out, "model_card.md"), "w", encoding="utf-8") as file:
+    with open(os.path.join(out, "model_card.md"), "w", encoding="utf-8") as file:
         file.write(markdown + "\n")
-    with open(os.path.join(args.out, "model_card.json"), "w", encoding="utf-8") as file:
+    with open(os.path.join(out, "model_card.json"), "w", encoding="utf-8") as file:
         json.dump(card, file, indent=1)
     if args.readme:
-        replace_in_readme(args.readme, markdown)
+        replace_in_readme(args.readme, markdown, args.name)
     print(markdown)
     return 0
 

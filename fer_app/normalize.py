@@ -52,7 +52,17 @@ class Normalizer:
 
     @classmethod
     def from_dict(cls, d: dict) -> Normalizer:
-        return cls(d["mode"], d.get("mean"), d.get("std"))
+        """The normalizer ``to_dict`` described; a ValueError for anything else (a model
+        file's metadata may have been edited by hand)."""
+        if not isinstance(d, dict) or d.get("mode") not in MODES:
+            raise ValueError(f"expected {{'mode': one of {MODES}, 'mean', 'std'}}, got {d!r}")
+        mean, std = d.get("mean"), d.get("std")
+        if d["mode"] == "dataset":
+            numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (mean, std))
+            if not numbers or not np.isfinite([mean, std]).all() or std <= 0:
+                raise ValueError(f"dataset normalization needs a finite mean and a positive std, "
+                                 f"got mean={mean!r}, std={std!r}")
+        return cls(d["mode"], mean, std)
 
     def __repr__(self) -> str:
         return f"Normalizer(mode={self.mode!r}, mean={self.mean}, std={self.std})"

@@ -19,27 +19,45 @@ import sys
 
 from PIL import Image
 
+from tinycnn import backend as backends
+
+from .cli import UsageError, error_boundary, writable_folder
 from .draw import annotate
 from .recognizer import EmotionRecognizer, read_image
 
+MAX_MARGIN = 1.0  # a face box may grow to 3 times its side, no more (the crop is padded in memory)
 
-def add_recognizer_arguments(parser: argparse.ArgumentParser, tta: bool = False) -> None:
+
+def add_recognizer_arguments(parser: argparse.ArgumentParser, live: bool) -> None:
     """The options every app CLI shares: which model, backend and face settings.
 
-    ``tta`` is the --tta default: on for still pictures (predict), off for live video
-    and the web page, where 10 passes per face would cost the frame rate.
+    ``live`` (video, camera, the web page): the shipped "fast" model (one small network)
+    in one pass per face, for the frame rate. Otherwise (still pictures): the most accurate
+    "default" model with test-time augmentation (10 passes per face).
     """
-    parser.add_argument("--model", default="default",
-                        help="'default' (the shipped model) or a model .npz file")
-    parser.add_argument("--backend", default="numpy",
+    model = "fast" if live else "default"
+    parser.add_argument("--model", default=model,
+                        help="'default' (the most accurate shipped model), 'fast' (one small "
+                             f"network, for live video) or a model .npz file (default {model})")
+    parser.add_argument("--backend", default="numpy", choices=backends.names(),
                         help="tinycnn backend: numpy (default; fastest for a few faces), numba, cupy")
     parser.add_argument("--min-face-size", type=int, default=40,
                         help="smallest face side in pixels (default 40)")
     parser.add_argument("--margin", type=float, default=0.0,
-                        help="grow each face box by this fraction of its side (default 0.0)")
-    parser.add_argument("--tta", action=argparse.BooleanOptionalAction, default=tta,
+                        help=f"grow each face box by this fraction of its side, 0 to {MAX_MARGIN} "
+                             f"(default 0.0)")
+    parser.add_argument("--tta", action=argparse.BooleanOptionalAction, default=not live,
                         help="test-time augmentation: 10 passes per face, slower and usually more "
-                             f"accurate (default {'on' if tta else 'off'})")
+                             f"accurate (default {'off' if live else 'on'})")
+
+
+def check_recognizer_options(args: argparse.Namespace) -> None:
+    """A UsageError for a face setting out of range."""
+    if args.min_face_size < 1:
+        raise UsageError(f"--min-face-size must be at least 1 pixel, got {args.min_face_size}")
+    if not 0.0 <= args.margin <= MAX_MARGIN:
+        raise UsageError(f"--margin must be between 0 and {MAX_MARGIN} (a fraction of the face's "
+                         f"side), got {args.margin}")
 
 
 def build_recognizer(args: argparse.Namespace) -> EmotionRecognizer:
@@ -68,6 +86,7 @@ def annotated_path(out_dir: str, path: str) -> str:
     return os.path.join(out_dir, f"{stem}.annotated.png")
 
 
+@error_boundary
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m fer_app.predict", description="Find faces in photos and tell their emotions.")
@@ -76,22 +95,25 @@ def main(argv: list[str] | None = None) -> int:
                         help="print one JSON object mapping each path to its list of faces")
     parser.add_argument("--annotate", metavar="OUT_DIR",
                         help="write each picture with boxes, labels and probability bars here")
-    add_recognizer_arguments(parser, tta=True)
+    add_recognizer_arguments(parser, live=False)
     args = parser.parse_args(argv)
+    check_recognizer_options(args)
 
     recognizer = build_recognizer(args)
+    if args.annotate:
+        writable_folder(args.annotate, "--annotate")
     results, failed = {}, 0
     for path in args.images:
         try:
             rgb = read_image(path)  # (H, W, 3)
         except (OSError, ValueError) as error:
-            print(f"{path}: cannot read picture: {error}", file=sys.stderr)
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+            print(f"error: {path}: cannot read picture: {reason}", file=sys.stderr)
             failed += 1
             continue
         faces = recognizer.detect(rgb, color="rgb")
         results[path] = faces
         if args.annotate:
-            os.makedirs(args.annotate, exist_ok=True)
             Image.fromarray(annotate(rgb, faces)).save(annotated_path(args.annotate, path))
         if not args.json:
             print(format_table(path, faces))

@@ -22,17 +22,20 @@ from __future__ import annotations
 import os
 
 import numpy
-from PIL import Image, ImageOps
+from PIL import Image
 
 from .faces import FACE_SIZE, FaceDetector, crop_faces, to_grey
-from .inference import load_classifier
+from .inference import NAMED_MODELS, load_classifier
+from .pictures import check_size, pil_to_array, read_image
 from .tracking import FaceTracker
 
 
 class EmotionRecognizer:
     """Find faces and tell their emotions.
 
-    model: "default" (the shipped fer_app/weights/default.npz) or a path to a model file.
+    model: "default" (the most accurate shipped model, fer_app/weights/default.npz), "fast"
+        (one small network, fer_app/weights/fast.npz, what video and the web page use) or a
+        path to a model file.
     backend: tinycnn backend for the network: "numpy" (default), "numba", "cupy", or
         None for inference.load_classifier's choice. "numpy" because a frame holds only
         1-4 faces: for such small batches the reference kernels (BLAS matmuls) are a
@@ -55,7 +58,7 @@ class EmotionRecognizer:
         self.detector = FaceDetector(min_face_size=min_face_size)
         self.margin = float(margin)
         self.tta = bool(tta)
-        self.model_name = model if model == "default" else os.path.basename(str(model))
+        self.model_name = model if model in NAMED_MODELS else os.path.basename(str(model))
 
     def detect(self, image, color: str = "rgb", tracker: FaceTracker | None = None) -> list[dict]:
         """Every face in ``image`` with its box and emotion probabilities.
@@ -123,18 +126,7 @@ def load_grey(image, color: str = "rgb") -> numpy.ndarray:
         image = read_image(image)
         color = "rgb"
     elif isinstance(image, Image.Image):
+        check_size(image)  # before pil_to_array decodes it
         image = pil_to_array(image)
         color = "rgb"
     return to_grey(image, color)
-
-
-def read_image(path) -> numpy.ndarray:
-    """Read a picture file as an (H, W, 3) RGB uint8 array, turned upright by its EXIF tag."""
-    with Image.open(path) as picture:
-        return pil_to_array(picture)
-
-
-def pil_to_array(picture) -> numpy.ndarray:
-    """PIL image -> (H, W, 3) RGB uint8, applying the EXIF orientation tag (phone photos)."""
-    return numpy.asarray(ImageOps.exif_transpose(picture).convert("RGB"))
-

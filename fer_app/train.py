@@ -15,8 +15,13 @@ class_distribution.png (written at the start).
 
 A run killed at any moment continues with ``--resume`` (same --out) from the last
 finished epoch; the settings saved in last.npz are used unless given again on the
-command line. A loss that turns NaN or infinite stops the run, keeping the last good
+command line. A loss that turns NaN or infinite, or grows past DIVERGENCE_FACTOR times
+its start (see loss_limit), stops the run with exit code 1, keeping the last good
 checkpoint.
+
+Distillation (fer_app/distill.py): ``--teacher MODEL`` trains the network to match a
+teacher model's softened class probabilities as well as the labels; ``--init MODEL``
+starts from a trained model's weights instead of a random initialization.
 """
 from __future__ import annotations
 
@@ -40,14 +45,17 @@ from tqdm import tqdm
 
 import tinycnn
 from tinycnn import backend as backends
-from tinycnn import nn, optim
+from tinycnn import distributed, nn, optim
 from tinycnn import functional as F
 
-from . import plots
+from . import distributed_train, plots
 from .augment import AugmentConfig, augment_batch
-from .checkpoint import load_training_state, save_training_state
-from .data import DataError, Dataset, find_data, load_dataset, split_dataset
-from .inference import Classifier, default_backend_name
+from .checkpoint import (CheckpointError, load_training_state, read_checkpoint,
+                         remove_stale_temporaries, save_training_state)
+from .cli import UsageError, UserError, error_boundary
+from .data import Dataset, find_data, load_dataset, split_dataset
+from .distill import distillation_loss, teacher_outputs
+from .inference import Classifier, default_backend_name, model_path, read_model_file
 from .metrics import classification_report, format_report
 from .models import ARCHITECTURES, DEFAULT_ARCH, build_model
 from .normalize import Normalizer
@@ -61,6 +69,8 @@ DEFAULTS = {
     "label_smoothing": 0.0, "mixup": 0.0, "class_weight": "none", "normalize": "per_image",
     "augment": "standard", "flip": None, "shift": None, "rotation": None, "zoom": None,
     "shear": None, "erase": None, "patience": 0, "seed": 0, "limit": None,
+    "init": None, "teacher": None, "teacher_cache": None, "distill_alpha": 0.7,
+    "distill_temperature": 4.0,
 }
 
 AUGMENT_PRESETS = {
@@ -69,12 +79,19 @@ AUGMENT_PRESETS = {
     "standard": AugmentConfig(),
     "strong": AugmentConfig(flip=0.5, shift=6, rotation=15.0, zoom=0.15, shear=8.0, erase=0.25),
 }
+# A run has diverged when a batch's loss passes this many times its starting value
+# (see loss_limit).
+DIVERGENCE_FACTOR = 10.0
 HISTORY_FIELDS = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc",
                   "val_macro_f1", "seconds", "images_per_second"]
 
 
-class TrainError(Exception):
+class TrainError(UserError):
     """A problem the user can fix (bad option, unusable --out folder) or a diverged run."""
+
+
+class OptionError(TrainError, UsageError):
+    """A bad option value (--epochs 0): exit code 2, as argparse gives for the options it checks."""
 
 
 # --- settings -------------------------------------------------------------------
@@ -124,6 +141,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="stop after this many epochs without a lower validation loss (0 = never)")
     p.add_argument("--seed", type=int, help="seed for initialization, shuffling, augmentation")
     p.add_argument("--limit", type=int, help="train on only this many (random) training rows")
+    p.add_argument("--distributed", action="store_true",
+                   help="train on the MPI ranks (found without it when started by mpiexec)")
+    p.add_argument("--init", help="start from this model file's weights (same --arch and classes; "
+                   "'default'/'fast' name a shipped model) instead of a random initialization")
+    p.add_argument("--teacher", help="distill from this model file or shipped model name "
+                   "('default', 'fast'; ensembles too): see fer_app/distill.py")
+    p.add_argument("--distill-alpha", type=float,
+                   help=f"weight a of the teacher term, in [0, 1] (default {d['distill_alpha']})")
+    p.add_argument("--distill-temperature", type=float,
+                   help=f"softening temperature T > 0 (default {d['distill_temperature']})")
+    p.add_argument("--teacher-cache", help="where the teacher's outputs are cached "
+                   "(default: teacher_outputs.npz in --out); runs on the same data may share one")
     return p.parse_args(argv)
 
 
@@ -136,11 +165,21 @@ def choose_settings(args: argparse.Namespace, saved: dict | None) -> dict:
         settings["classes"] = 6 if settings["arch"] == "seed002" else 7
     if settings["backend"] is None:
         settings["backend"] = default_backend_name()
-    check_settings(settings)
+    try:
+        check_settings(settings)
+        augment_config(settings)
+    except TrainError as error:
+        raise OptionError(str(error)) from None
     return settings
 
 
 def check_settings(settings: dict) -> None:
+    numbers = ["lr", "weight_decay", "momentum", "mixup", "label_smoothing", "val_fraction",
+               "distill_alpha", "distill_temperature"] + [
+        key for key in ("flip", "rotation", "zoom", "shear", "erase") if settings[key] is not None]
+    for key in numbers:
+        if not math.isfinite(settings[key]):
+            raise TrainError(f"--{key.replace('_', '-')} must be a finite number, got {settings[key]}")
     positive = ["epochs", "batch_size", "lr"] + (["limit"] if settings["limit"] is not None else [])
     for key in positive:
         if not settings[key] > 0:
@@ -151,8 +190,20 @@ def check_settings(settings: dict) -> None:
         raise TrainError(f"--mixup must be >= 0, got {settings['mixup']}")
     if not 0.0 <= settings["label_smoothing"] < 1.0:
         raise TrainError(f"--label-smoothing must be in [0, 1), got {settings['label_smoothing']}")
-    if settings["weight_decay"] < 0 or settings["patience"] < 0:
-        raise TrainError("--weight-decay and --patience must be >= 0")
+    for key in ("weight_decay", "patience", "seed"):
+        if settings[key] < 0:
+            raise TrainError(f"--{key.replace('_', '-')} must be >= 0, got {settings[key]}")
+    if not 0.0 <= settings["momentum"] < 1.0:
+        raise TrainError(f"--momentum must be in [0, 1), got {settings['momentum']}")
+    if not 0.0 < settings["val_fraction"] < 1.0:
+        raise TrainError(f"--val-fraction must be between 0 and 1, got {settings['val_fraction']}")
+    if not 0.0 <= settings["distill_alpha"] <= 1.0:
+        raise TrainError(f"--distill-alpha must be in [0, 1], got {settings['distill_alpha']}")
+    if not settings["distill_temperature"] > 0:
+        raise TrainError(f"--distill-temperature must be positive, got {settings['distill_temperature']}")
+    if settings["teacher"] is not None and settings["mixup"] > 0:
+        raise TrainError("--mixup cannot be combined with --teacher: the cached teacher outputs "
+                         "describe single images, not blends")
 
 
 def augment_config(settings: dict) -> AugmentConfig:
@@ -178,9 +229,26 @@ def load_splits(settings: dict) -> tuple[Dataset, Dataset]:
     if settings["limit"] is not None and settings["limit"] < len(train):
         rows = np.random.default_rng(settings["seed"]).permutation(len(train))[:settings["limit"]]
         train = train.subset(np.sort(rows))
-    if len(train) == 0 or len(val) == 0:
-        raise TrainError(f"{path}: need training and validation rows, got {len(train)} and {len(val)}")
+    if len(train) < 2 or len(val) == 0:
+        raise TrainError(f"{path}: need at least 2 training rows and 1 validation row, got "
+                         f"{len(train)} and {len(val)}")
+    check_classes(train, path)
     return train, val
+
+
+def check_classes(train: Dataset, path: str) -> None:
+    """A TrainError when the training rows hold fewer than two classes (nothing to tell
+    apart); a warning on stderr naming the classes that have no training row (the
+    model gets an output for each, which it will learn never to predict)."""
+    counts = train.class_counts()  # (K,)
+    present = [name for name, count in zip(train.class_names, counts) if count]
+    if len(present) < 2:
+        raise TrainError(f"{path}: the training rows hold only one class ({present[0]}); a "
+                         f"classifier needs at least two (check --data, --limit and --classes)")
+    absent = [name for name, count in zip(train.class_names, counts) if not count]
+    if absent:
+        print(f"warning: no training rows of {', '.join(absent)} in {path}; the model will "
+              f"learn never to predict {'it' if len(absent) == 1 else 'them'}", file=sys.stderr)
 
 
 def mixup(x: np.ndarray, labels: np.ndarray, num_classes: int, alpha: float,
@@ -246,6 +314,8 @@ class Run:
     class_weight: np.ndarray | None   # (K,) loss weight per class
     rng: np.random.Generator          # shuffling and augmentation
     progress: dict                    # epoch, history, best scores (saved in last.npz)
+    teacher_log_probs: np.ndarray | None = None  # (N_train, K) with --teacher
+    loss_limit: float | None = None   # divergence bound, set at the first batch (loss_limit)
 
     def path(self, name: str) -> str:
         return os.path.join(self.out, name)
@@ -258,15 +328,22 @@ def start_run(args: argparse.Namespace) -> Run:
     if args.resume:
         if not os.path.isfile(last_path):
             raise TrainError(f"--resume: no checkpoint {last_path}")
-        saved = tinycnn.load(last_path)[1]["settings"]
+        saved = read_checkpoint(last_path)[1]["settings"]
+        check_resume_options(args, saved, last_path)
     elif os.path.exists(last_path):
         raise TrainError(f"{args.out} already holds a run; continue it with --resume or choose another --out")
     settings = choose_settings(args, saved)
-    backends.use(settings["backend"])
+    distributed_train.use_backend(settings["backend"])
     train, val = load_splits(settings)
+    problem = distributed_train.check(settings["batch_size"], len(train))
+    if problem:
+        raise TrainError(problem)
+    teacher_log_probs = load_teacher(settings, train, args.out)
 
     tinycnn.manual_seed(settings["seed"])
     model = build_model(settings["arch"], len(train.class_names))
+    if settings["init"] is not None and not args.resume:
+        initialize_from(model, settings, train.class_names)
     optimizer = build_optimizer(model, settings)
     scheduler = build_scheduler(optimizer, settings, len(batch_bounds(len(train), settings["batch_size"])))
     class_weight = (balanced_class_weight(train.labels, len(train.class_names))
@@ -275,13 +352,58 @@ def start_run(args: argparse.Namespace) -> Run:
               Normalizer(mode=settings["normalize"]).fit(train.images), augment_config(settings),
               class_weight, np.random.default_rng([settings["seed"], 1]),
               {"epoch": 0, "history": [], "best_val_acc": -1.0, "best_val_loss": math.inf,
-               "epochs_since_better_loss": 0})
+               "epochs_since_better_loss": 0}, teacher_log_probs)
     if args.resume:
         metadata = load_training_state(last_path, model, optimizer, scheduler, run.rng)
         run.progress = {key: metadata[key] for key in run.progress}
         run.normalizer = Normalizer.from_dict(metadata["normalization"])
         resync_learning_rate(scheduler)
+    distributed.broadcast_parameters(model)
     return run
+
+
+# What a resumed run cannot change: the model's shape, the optimizer's state, the input.
+FIXED_ON_RESUME = ("arch", "classes", "merge_disgust", "optimizer", "normalize")
+
+
+def check_resume_options(args: argparse.Namespace, saved: dict, last_path: str) -> None:
+    """An OptionError if an option given with --resume changes what last.npz was made with;
+    a CheckpointError if its saved architecture is unknown here."""
+    for key in FIXED_ON_RESUME:
+        given = getattr(args, key, None)
+        if given is not None and key in saved and given != saved[key]:
+            raise OptionError(f"--{key.replace('_', '-')} {given}: the run in {args.out} was "
+                              f"trained with {saved[key]}; --resume keeps it (drop the option, or "
+                              f"choose another --out)")
+    if saved.get("arch") not in ARCHITECTURES:
+        raise CheckpointError(f"{last_path}: unknown architecture {saved.get('arch')!r}; it "
+                              f"cannot be resumed")
+
+
+def load_teacher(settings: dict, train: Dataset, out: str) -> np.ndarray | None:
+    """The teacher's log-probabilities for the training images (N, K), or None without
+    --teacher. A teacher given as a path is stored absolute, so --resume finds it."""
+    if settings["teacher"] is None:
+        return None
+    if model_path(settings["teacher"]) == settings["teacher"]:
+        settings["teacher"] = os.path.abspath(settings["teacher"])
+    cache = settings["teacher_cache"] or os.path.join(out, "teacher_outputs.npz")
+    return distributed_train.rank_0_first(lambda: teacher_outputs(  # the others read its cache
+        settings["teacher"], train.images, train.class_names, os.path.abspath(cache),
+        settings["backend"]))
+
+
+def initialize_from(model: nn.Module, settings: dict, class_names: list[str]) -> None:
+    """Copy the weights of the model file --init names into ``model``; it must be one
+    network of the same architecture and classes."""
+    path = model_path(settings["init"])
+    state, metadata = read_model_file(path)
+    if metadata["arch"] != settings["arch"] or metadata["class_names"] != list(class_names):
+        raise TrainError(f"--init {settings['init']}: a {metadata['arch']} network for classes "
+                         f"{metadata['class_names']} cannot start a {settings['arch']} for "
+                         f"{list(class_names)} (an ensemble's member can be written out with "
+                         f"python -m fer_app.ensemble FILE --member I --out member.npz)")
+    model.load_state_dict(state)
 
 
 def resync_learning_rate(scheduler) -> None:
@@ -300,41 +422,75 @@ def resync_learning_rate(scheduler) -> None:
 # --- one epoch ------------------------------------------------------------------------
 def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
     """(first, stop) of each batch of an epoch of n rows. A last batch of a single row
-    would give batch norm one value per feature, so that row joins the batch before it."""
+    would give batch norm one value per feature, so that row joins the batch before it (rows
+    fewer than 2 per rank, when training on several)."""
     bounds = [(first, min(first + batch_size, n)) for first in range(0, n, batch_size)]
-    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < 2 * distributed.world_size():
         bounds[-2:] = [(bounds[-2][0], n)]
     return bounds
 
 
+def loss_limit(first_loss: float, num_classes: int) -> float:
+    """The batch loss above which a run counts as diverged: DIVERGENCE_FACTOR times the
+    larger of the first batch's loss (this process's first, so a resumed run measures
+    from where it resumed) and log K (what a network that knows nothing scores).
+
+    For 7 classes that is at least 19.5: a mean cross-entropy that high means the
+    network gives the right class a probability below 1e-8 on average, confidently
+    wrong in a way a healthy run never is. An Adam run at --lr 1e6 passes it at its
+    second batch (vgg_fer on 64 generated faces: loss 6e13).
+    """
+    return DIVERGENCE_FACTOR * max(first_loss, math.log(num_classes))
+
+
+def diverged(run: Run, value: float, what: str, where: str) -> TrainError:
+    """The error that stops a diverged run: which loss (``what``) became what, ``where``
+    ("epoch 3, batch 7"), and what is left to resume from."""
+    why = "not finite" if not math.isfinite(value) else f"over the limit {run.loss_limit:.3g}"
+    return TrainError(f"training diverged: {what} became {value:.4g} at {where} ({why}, lr "
+                      f"{run.optimizer.lr:.3g}); stopping. {kept_checkpoint(run)} Try a lower --lr.")
+
+
+def kept_checkpoint(run: Run) -> str:
+    """What is left to resume from: last.npz of the last finished epoch, or nothing."""
+    last = run.path("last.npz")
+    if not os.path.isfile(last):
+        return "No checkpoint was written yet."
+    return f"The last good checkpoint is kept: {last} (epoch {run.progress['epoch']})."
+
+
 def train_epoch(run: Run, epoch: int) -> dict:
     """One pass over the shuffled training set. Returns train_loss, train_acc,
-    seconds and images_per_second; raises TrainError when the loss is not finite."""
+    seconds and images_per_second; raises TrainError when the loss is not finite or
+    above the divergence limit (loss_limit)."""
     run.model.train()
-    order = run.rng.permutation(len(run.train))
-    batch_size, smoothing = run.settings["batch_size"], run.settings["label_smoothing"]
+    order = run.rng.permutation(len(run.train))  # the same on every rank
+    rng = distributed_train.epoch_rng(run.rng, run.settings["seed"], epoch)  # augmentation, mixup
+    batch_size = run.settings["batch_size"]
     total_loss = correct = seen = 0
     start = time.perf_counter()
     bar = tqdm(batch_bounds(len(order), batch_size), desc=f"epoch {epoch}/{run.settings['epochs']}",
-               unit="batch", leave=False, dynamic_ncols=True)
+               unit="batch", leave=False, dynamic_ncols=True,
+               disable=not distributed_train.is_writer())
     for first, stop in bar:
-        rows = order[first:stop]
-        images = augment_batch(run.train.images[rows], run.augment, run.rng)  # (B, 48, 48) float32
+        rows = distributed_train.shard(order[first:stop])                       # this rank's rows
+        images = augment_batch(run.train.images[rows], run.augment, rng)       # (B, 48, 48) float32
         x = run.normalizer.apply(images)                                        # (B, 1, 48, 48)
         labels = run.train.labels[rows]                                         # (B,)
         targets = labels                                                        # (B,) or (B, K)
         if run.settings["mixup"] > 0:
-            x, targets = mixup(x, labels, len(run.train.class_names), run.settings["mixup"], run.rng)
+            x, targets = mixup(x, labels, len(run.train.class_names), run.settings["mixup"], rng)
         logits = run.model(tinycnn.Tensor(x))                                   # (B, K)
-        loss = F.softmax_cross_entropy(logits, targets, smoothing, run.class_weight)
+        loss = batch_loss(run, logits, targets, rows)
         value = loss.item()
-        if not math.isfinite(value):
+        if run.loss_limit is None and math.isfinite(value):
+            run.loss_limit = loss_limit(value, len(run.train.class_names))
+        if not math.isfinite(value) or value > run.loss_limit:
             bar.close()
-            raise TrainError(f"loss became {value} at epoch {epoch}, batch {first // batch_size + 1} "
-                             f"(lr {run.optimizer.lr:.3g}); stopping. The last good checkpoint "
-                             f"(epoch {epoch - 1}) is kept; try a lower --lr.")
+            raise diverged(run, value, "loss", f"epoch {epoch}, batch {first // batch_size + 1}")
         run.optimizer.zero_grad()
         loss.backward()
+        distributed.allreduce_gradients(run.model, share=len(rows) / (stop - first))
         run.optimizer.step()
         if isinstance(run.scheduler, optim.OneCycleLR):
             run.scheduler.step()
@@ -344,9 +500,22 @@ def train_epoch(run: Run, epoch: int) -> dict:
         bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}",
                         img_s=f"{seen / (time.perf_counter() - start):.0f}")
     bar.close()
+    distributed.average_buffers(run.model)  # the ranks' batch-norm running statistics
+    total_loss, correct, seen = distributed.sum_numbers(total_loss, correct, seen)
     seconds = time.perf_counter() - start
     return {"train_loss": total_loss / seen, "train_acc": correct / seen, "seconds": seconds,
             "images_per_second": seen / seconds}
+
+
+def batch_loss(run: Run, logits: tinycnn.Tensor, targets: np.ndarray, rows: np.ndarray) -> tinycnn.Tensor:
+    """Cross-entropy with the targets, plus the teacher's term with --teacher
+    (fer_app/distill.py). logits (B, K); rows (B,) index the training set."""
+    smoothing = run.settings["label_smoothing"]
+    if run.teacher_log_probs is None:
+        return F.softmax_cross_entropy(logits, targets, smoothing, run.class_weight)
+    return distillation_loss(logits, targets, run.teacher_log_probs[rows],
+                             run.settings["distill_alpha"], run.settings["distill_temperature"],
+                             smoothing, run.class_weight)
 
 
 def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -382,8 +551,7 @@ def run_epoch(run: Run, epoch: int) -> None:
     scores, _ = validate(run)
     row.update(scores)
     if not math.isfinite(row["val_loss"]):
-        raise TrainError(f"validation loss became {row['val_loss']} at epoch {epoch}; "
-                         f"stopping. The last good checkpoint (epoch {epoch - 1}) is kept.")
+        raise diverged(run, row["val_loss"], "validation loss", f"epoch {epoch}")
     step_scheduler(run.scheduler, row["val_loss"])
     progress = run.progress
     progress["epoch"] = epoch
@@ -396,12 +564,14 @@ def run_epoch(run: Run, epoch: int) -> None:
     improved = row["val_acc"] > progress["best_val_acc"]
     if improved:
         progress["best_val_acc"] = row["val_acc"]
-        tinycnn.save(run.model.state_dict(), run.path("model.npz"),
-                     {**metadata, "epoch": epoch, "val": scores})
-    save_training_state(run.path("last.npz"), run.model, run.optimizer, run.scheduler, run.rng,
-                        {**metadata, **progress})
-    write_history(progress["history"], run.path("history.csv"))
-    plots.plot_curves(progress["history"], run.path("curves.png"))
+    if distributed_train.is_writer():  # rank 0 alone writes, when training on several
+        if improved:
+            tinycnn.save(run.model.state_dict(), run.path("model.npz"),
+                         {**metadata, "epoch": epoch, "val": scores})
+        save_training_state(run.path("last.npz"), run.model, run.optimizer, run.scheduler, run.rng,
+                            {**metadata, **progress})
+        write_history(progress["history"], run.path("history.csv"))
+        plots.plot_curves(progress["history"], run.path("curves.png"))
     print(format_epoch(row, improved), flush=True)
 
 
@@ -448,9 +618,12 @@ def finish(run: Run) -> dict:
 def train_model(args: argparse.Namespace) -> dict:
     """Run (or resume) training as ``args`` say; returns the best model's validation report."""
     run = start_run(args)
-    os.makedirs(run.out, exist_ok=True)
-    plots.plot_class_distribution({"train": run.train.labels, "validation": run.val.labels},
-                                  run.train.class_names, run.path("class_distribution.png"))
+    if distributed_train.is_writer():
+        os.makedirs(run.out, exist_ok=True)
+        for path in remove_stale_temporaries(run.out):
+            print(f"removed {path}, left by an interrupted write")
+        plots.plot_class_distribution({"train": run.train.labels, "validation": run.val.labels},
+                                      run.train.class_names, run.path("class_distribution.png"))
     done = run.progress["epoch"]
     print(f"{run.settings['arch']} ({run.model.num_parameters():,} parameters) on "
           f"{run.settings['backend']}: {len(run.train)} training / {len(run.val)} validation "
@@ -462,6 +635,8 @@ def train_model(args: argparse.Namespace) -> dict:
             print(f"early stop: validation loss has not improved for {patience} epochs")
             break
         run_epoch(run, epoch)
+    if not distributed_train.is_writer():
+        return {}
     report = finish(run)
     print(f"best model: epoch {report['epoch']}, {run.path('model.npz')}")
     print(format_report(report))
@@ -469,12 +644,18 @@ def train_model(args: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Train as the options say. After an error on any rank (one line, see fer_app/cli.py)
+    or Ctrl+C, every rank of a data-parallel run ends."""
+    code = train_command(argv)
+    return distributed_train.stop(code) if code else 0
+
+
+@error_boundary
+def train_command(argv: list[str] | None) -> int:
     args = parse_args(argv)
     try:
+        distributed_train.start(args.distributed)
         train_model(args)
-    except (TrainError, DataError, backends.BackendError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print(f"\ninterrupted; continue with --resume --out {args.out}", file=sys.stderr)
         return 130

@@ -36,8 +36,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
+from .cli import UserError, error_boundary, writable_file
 from .draw import annotate, emotion_color
-from .predict import add_recognizer_arguments, build_recognizer
+from .predict import add_recognizer_arguments, build_recognizer, check_recognizer_options
 from .recognizer import EmotionRecognizer
 
 
@@ -148,12 +149,12 @@ def open_capture(args: argparse.Namespace) -> tuple[cv2.VideoCapture, float, str
     """The video source, its frames/s (camera: its own claim or 30) and a name for messages."""
     if args.input is not None:
         if not os.path.isfile(args.input):
-            raise SystemExit(f"error: no such video file: {args.input}")
+            raise UserError(f"{args.input}: no such video file")
         capture, name = cv2.VideoCapture(args.input), args.input
     else:
         capture, name = cv2.VideoCapture(args.camera), f"camera {args.camera}"
     if not capture.isOpened():
-        raise SystemExit(f"error: OpenCV cannot open {name}")
+        raise UserError(f"{name}: OpenCV cannot open it (not a video, or no such camera)")
     fps = capture.get(cv2.CAP_PROP_FPS)
     return capture, fps if fps and fps > 0 else 30.0, name
 
@@ -219,7 +220,7 @@ def open_writer(path: str, fps: float, shape: tuple[int, ...]) -> cv2.VideoWrite
     os.makedirs(folder, exist_ok=True)
     writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), fps, (shape[1], shape[0]))
     if not writer.isOpened():
-        raise SystemExit(f"error: OpenCV cannot write the video {path}")
+        raise UserError(f"--output {path}: OpenCV cannot write this video (use a .mp4 name)")
     return writer
 
 
@@ -240,6 +241,7 @@ def open_window(args: argparse.Namespace) -> LiveWindow | None:
         return None
 
 
+@error_boundary
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m fer_app.video",
@@ -259,14 +261,21 @@ def main(argv: list[str] | None = None) -> int:
                              "frame whole)")
     parser.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     parser.add_argument("--no-window", action="store_true", help="never open a live window")
-    add_recognizer_arguments(parser)
+    add_recognizer_arguments(parser, live=True)
     args = parser.parse_args(argv)
     if args.every < 1:
         parser.error("--every must be >= 1")
     if args.detect_every < 1:
         parser.error("--detect-every must be >= 1")
+    if args.max_frames is not None and args.max_frames < 1:
+        parser.error("--max-frames must be >= 1")
+    check_recognizer_options(args)
 
     recognizer = build_recognizer(args)
+    plot_path = args.plot or (os.path.splitext(args.csv)[0] + ".png" if args.csv else None)
+    for option, path in (("--output", args.output), ("--csv", args.csv), ("--plot", plot_path)):
+        if path:
+            writable_file(path, option)
     capture, source_fps, name = open_capture(args)
     window = open_window(args)
     try:
@@ -285,7 +294,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.csv:
         timeline.write_csv(args.csv)
         print(f"emotions CSV: {args.csv}")
-    plot_path = args.plot or (os.path.splitext(args.csv)[0] + ".png" if args.csv else None)
     if plot_path:
         timeline.plot(plot_path)
         print(f"emotions plot: {plot_path}")

@@ -1,12 +1,15 @@
-"""Shared fixtures: float64 mode and the CPU backends that can run here."""
+"""Shared fixtures: float64 mode, the CPU backends that can run here, and a private
+data-cache folder for the whole session."""
 from __future__ import annotations
 
 import contextlib
+import os
 
 import numpy
 import pytest
 
 import tinycnn
+from fer_app import data_cache
 from tinycnn import backend
 
 
@@ -43,6 +46,21 @@ def using_backend(name: str):
         if threads is not None:
             numba.set_num_threads(threads)
         backend.use(previous)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def private_data_cache(tmp_path_factory):
+    """Parsed-data caches go to a temporary folder (also for CLI subprocesses, through the
+    environment), never beside the data: the suite must not write 76 MB next to a shared
+    FER-2013 file (fer_app/data_cache.py)."""
+    folder = tmp_path_factory.mktemp("fer_app_cache")
+    previous = os.environ.get(data_cache.CACHE_DIR_VARIABLE)
+    os.environ[data_cache.CACHE_DIR_VARIABLE] = str(folder)
+    yield folder
+    if previous is None:
+        del os.environ[data_cache.CACHE_DIR_VARIABLE]
+    else:
+        os.environ[data_cache.CACHE_DIR_VARIABLE] = previous
 
 
 @pytest.fixture(autouse=True)

@@ -150,6 +150,6 @@ def test_video_camera_with_a_display_but_no_window_support_says_so(monkeypatch, 
     assert "No live window: neither OpenCV" in capsys.readouterr().err
 
 
-def test_video_cli_rejects_a_missing_file(model_path, tmp_path):
-    with pytest.raises(SystemExit, match="no such video file"):
-        video.main(["--input", str(tmp_path / "missing.mp4"), "--model", model_path])
+def test_video_cli_rejects_a_missing_file(model_path, tmp_path, capsys):
+    assert video.main(["--input", str(tmp_path / "missing.mp4"), "--model", model_path]) == 1
+    assert "missing.mp4: no such video file" in capsys.readouterr().err

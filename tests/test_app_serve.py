@@ -20,7 +20,7 @@ def recognizer(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(recognizer):
-    return TestClient(create_app(recognizer, max_upload_mb=0.5))
+    return TestClient(create_app(recognizer, max_upload_mb=0.5), base_url="http://127.0.0.1:8000")
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +97,7 @@ def test_page_static_files_and_api_docs(client):
     assert "http" not in page.text.split("<footer>")[0]  # no external CDN
     assert client.get("/static/app.js").status_code == 200
     assert client.get("/static/style.css").status_code == 200
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "/api/detect" in docs.text
     schema = client.get("/openapi.json").json()
     assert "/api/detect" in schema["paths"] and "/api/health" in schema["paths"]

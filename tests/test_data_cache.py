@@ -18,6 +18,13 @@ def write_csv(path, n=8, seed=0):
     return str(path)
 
 
+@pytest.fixture(autouse=True)
+def cache_beside_the_data(monkeypatch):
+    """These tests check where the cache goes by default: without FER_APP_CACHE_DIR,
+    which conftest.py sets for the rest of the suite."""
+    monkeypatch.delenv(data_cache.CACHE_DIR_VARIABLE, raising=False)
+
+
 @pytest.fixture
 def no_parsing(monkeypatch):
     """Call it to make any further CSV/image parse fail the test."""
@@ -107,3 +114,22 @@ def test_image_folder_cache_sees_a_new_image(tmp_path, no_parsing):
     assert len(load_dataset(str(tmp_path))) == 2
     no_parsing()
     assert len(load_dataset(str(tmp_path))) == 2
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "random bytes"])
+def test_a_damaged_cache_is_deleted_and_rebuilt_with_a_notice(tmp_path, capsys, no_parsing, damage):
+    path = write_csv(tmp_path / "fer.csv")
+    first = load_dataset(path)
+    cache = tmp_path / ("fer.csv" + data_cache.CACHE_SUFFIX)
+    data = cache.read_bytes()
+    cache.write_bytes({"truncated": data[:len(data) // 2], "empty": b"",
+                       "random bytes": np.random.default_rng(0).bytes(len(data))}[damage])
+    capsys.readouterr()
+    again = load_dataset(path)
+    np.testing.assert_array_equal(again.images, first.images)
+    notice = capsys.readouterr().err
+    assert notice.count("\n") == 1 and "damaged" in notice and str(cache) in notice
+    assert cache.read_bytes() == data   # rebuilt: the same cache as before the damage
+    no_parsing()
+    np.testing.assert_array_equal(load_dataset(path).images, first.images)
+    assert capsys.readouterr().err == ""

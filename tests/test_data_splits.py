@@ -125,7 +125,7 @@ def test_cli_prints_counts_and_writes_grid(tmp_path, capsys):
 def test_cli_reports_bad_data_without_traceback(tmp_path, capsys):
     path = tmp_path / "bad.csv"
     path.write_text("emotion,pixels,Usage\n0,1 2 3,Training\n")
-    assert data.main(["--data", str(path), "--no-cache"]) == 2
+    assert data.main(["--data", str(path), "--no-cache"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "bad.csv: line 2: 3 pixel values" in err
     assert "Traceback" not in err

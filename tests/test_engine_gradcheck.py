@@ -139,6 +139,13 @@ def _cross_entropy(labels_kind, label_smoothing=0.0, weighted=False):
     return build
 
 
+def _soft_target_kl(temperature):
+    def build(rng):
+        teacher = rng.standard_normal((5, 4)) * 2.0
+        return (lambda z: F.soft_target_kl(z, teacher, temperature)), [rng.standard_normal((5, 4)) * 2.0]
+    return build
+
+
 def _linear(bias):
     def build(rng):
         x, w = rng.standard_normal((3, 5)), rng.standard_normal((4, 5))
@@ -179,6 +186,8 @@ FUNCTIONAL_CASES = {
     "cross_entropy label smoothing 0.1": _cross_entropy("integer", label_smoothing=0.1),
     "cross_entropy class weights": _cross_entropy("integer", weighted=True),
     "cross_entropy soft+smoothing+weights": _cross_entropy("soft", 0.2, weighted=True),
+    "soft_target_kl T=1": _soft_target_kl(1.0),
+    "soft_target_kl T=4": _soft_target_kl(4.0),
 }
 
 

@@ -63,6 +63,30 @@ def test_missing_and_unexpected_keys_are_errors():
         model.load_state_dict({**state, "extra": numpy.zeros(1)})
 
 
+def test_a_late_shape_error_leaves_every_parameter_untouched():
+    tinycnn.manual_seed(0)
+    model = small_model(classes=3)
+    before = model.state_dict()
+    tinycnn.manual_seed(1)
+    other = small_model(classes=3).state_dict()   # fits everywhere...
+    other["9.bias"] = numpy.zeros(7, numpy.float32)  # ...but the last layer, checked last
+    with pytest.raises(ValueError, match=r"'9\.bias'"):
+        model.load_state_dict(other)
+    for name, after in model.state_dict().items():
+        assert after.tobytes() == before[name].tobytes(), name
+
+
+def test_a_dtype_that_cannot_be_cast_is_refused_before_any_copy():
+    model = small_model()
+    before = model.state_dict()
+    state = {name: value + 1 for name, value in before.items()}
+    state["9.weight"] = numpy.full(before["9.weight"].shape, "x")   # strings, not weights
+    with pytest.raises(ValueError, match=r"'9\.weight'.*dtype"):
+        model.load_state_dict(state)
+    for name, after in model.state_dict().items():
+        assert after.tobytes() == before[name].tobytes(), name
+
+
 def test_loaded_state_is_copied_not_shared():
     model = small_model()
     state = model.state_dict()
@@ -169,3 +193,20 @@ def test_saved_file_is_readable_by_others(tmp_path):
     path = tmp_path / "model.npz"
     tinycnn.save(small_model().state_dict(), str(path))
     assert path.stat().st_mode & 0o044 == 0o044
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "random bytes", "bare .npy", "bad crc"])
+def test_a_damaged_file_is_one_serialization_error(tmp_path, damage):
+    path = tmp_path / "model.npz"
+    tinycnn.save(small_model().state_dict(), str(path), {"arch": "small"})
+    data = path.read_bytes()
+    if damage == "bare .npy":
+        numpy.save(str(tmp_path / "bare.npy"), numpy.zeros(3))
+        data = (tmp_path / "bare.npy").read_bytes()
+    middle = len(data) // 2
+    path.write_bytes({"empty": b"", "truncated": data[:middle], "bare .npy": data,
+                      "random bytes": numpy.random.default_rng(0).bytes(len(data)),
+                      "bad crc": data[:200] + bytes(255 - b for b in data[200:216])  # in 0.weight's bytes
+                      + data[216:]}[damage])
+    with pytest.raises(tinycnn.SerializationError, match="model.npz"):
+        tinycnn.load(str(path))

@@ -6,9 +6,11 @@ import os
 
 import pytest
 
+import tinycnn
+
 from fer_app import ensemble, model_card, train
 from fer_app.evaluate import dataset_for, evaluate
-from fer_app.inference import load_classifier
+from fer_app.inference import ModelFileError, load_classifier
 from fer_app.data import select_split
 from tests.train_samples import train_tiny_run, write_fer_csv
 
@@ -19,7 +21,7 @@ def test_card_reports_the_models_measured_scores(tmp_path):
     assert train.main(["--data", str(data), "--arch", "seed002", "--classes", "7", "--epochs", "2",
                        "--batch-size", "16", "--backend", "numpy", "--out", str(run)]) == 0
     readme = tmp_path / "README.md"
-    readme.write_text(f"# title\n\n{model_card.MARKER}\n\n## next section\n")
+    readme.write_text(f"# title\n\n{model_card.marker('default')}\n\n## next section\n")
     out = tmp_path / "card"
     model = str(run / "model.npz")
     assert model_card.main(["--run", str(run), "--model", model, "--data", str(data),
@@ -36,20 +38,20 @@ def test_card_reports_the_models_measured_scores(tmp_path):
     for name in ("confusion_matrix.png", "curves_run.png", "model_card.md"):
         assert os.path.getsize(out / name) > 0
     text = readme.read_text()
-    assert text.count(model_card.MARKER) == 2 and "## next section" in text
+    assert text.count(model_card.marker("default")) == 2 and "## next section" in text
     assert f"{expected['accuracy']:.4f}" in text
 
     # running it again replaces the section instead of adding a second one
     assert model_card.main(["--run", str(run), "--model", model, "--data", str(data),
                             "--out", str(out), "--readme", str(readme)]) == 0
-    assert readme.read_text().count(model_card.MARKER) == 2
+    assert readme.read_text().count(model_card.marker("default")) == 2
 
 
 def test_card_of_an_ensemble_sums_its_networks(tmp_path, monkeypatch):
     data = write_fer_csv(tmp_path / "tiny.csv", {"Training": 48, "PublicTest": 16})
     runs = [train_tiny_run(tmp_path / name, data, "--seed", seed) for name, seed in (("a", "0"), ("b", "1"))]
     shipped = tmp_path / "weights" / "default.npz"
-    monkeypatch.setattr(model_card, "DEFAULT_MODEL", str(shipped))
+    monkeypatch.setitem(model_card.NAMED_MODELS, "default", str(shipped))
     model_card.ship([os.path.join(run, "model.npz") for run in runs])
     out = tmp_path / "card"
     assert model_card.main(["--run", *runs, "--model", str(shipped), "--data", str(data),
@@ -63,9 +65,9 @@ def test_card_of_an_ensemble_sums_its_networks(tmp_path, monkeypatch):
     assert [m["run"] for m in card["members"]] == ["a", "b"]
     assert (out / "curves_a.png").exists() and (out / "curves_b.png").exists()
     assert "ensemble of 2 networks" in (out / "model_card.md").read_text()
-    # the number of runs must match the model's networks
+    # the number of runs must match the model's networks (a usage error: exit code 2)
     assert model_card.main(["--run", runs[0], "--model", str(shipped), "--data", str(data),
-                            "--out", str(out)]) == 1
+                            "--out", str(out)]) == 2
 
 
 def test_budget_ships_the_runs_the_rule_chooses(tmp_path, monkeypatch):
@@ -75,7 +77,7 @@ def test_budget_ships_the_runs_the_rule_chooses(tmp_path, monkeypatch):
     models = [os.path.join(run, "model.npz") for run in runs]
     one_model_mb = os.path.getsize(models[0]) / 1e6  # the three runs have the same architecture
     shipped = tmp_path / "weights" / "default.npz"
-    monkeypatch.setattr(model_card, "DEFAULT_MODEL", str(shipped))
+    monkeypatch.setitem(model_card.NAMED_MODELS, "default", str(shipped))
     out = tmp_path / "card"
     assert model_card.main(["--run", *runs, "--ship", "--budget-mb", f"{2.5 * one_model_mb:.6f}",
                             "--model", str(shipped), "--data", str(data), "--out", str(out)]) == 0
@@ -87,6 +89,35 @@ def test_budget_ships_the_runs_the_rule_chooses(tmp_path, monkeypatch):
     assert [member["run"] for member in card["members"]] == [os.path.basename(os.path.dirname(m)) for m in chosen]
     assert card["candidates"] == runs
     assert "chosen from 3 training runs by a rule" in (out / "model_card.md").read_text()
+
+
+def test_fast_card_ships_one_network_beside_the_default_card(tmp_path, monkeypatch):
+    data = write_fer_csv(tmp_path / "tiny.csv", {"Training": 48, "PublicTest": 16})
+    run = train_tiny_run(tmp_path / "student", data)
+    fast = tmp_path / "weights" / "fast.npz"
+    monkeypatch.setitem(model_card.NAMED_MODELS, "fast", str(fast))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{model_card.marker('default')}\nold default card\n{model_card.marker('default')}\n"
+                      f"{model_card.marker('fast')}\n")
+    out = tmp_path / "card_fast"
+    assert model_card.main(["--name", "fast", "--run", run, "--ship", "--data", str(data),
+                            "--out", str(out), "--readme", str(readme)]) == 0
+    assert fast.read_bytes() == (tmp_path / "student" / "model.npz").read_bytes()
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["name"] == "fast" and card["ms_per_face"] > 0
+    text = readme.read_text()
+    assert "old default card" in text and text.count(model_card.marker("fast")) == 2
+    assert "`fast` (`fer_app/weights/fast.npz`)" in text
+
+
+def test_fast_rule_takes_the_most_accurate_network_within_the_flop_budget(tmp_path):
+    data = write_fer_csv(tmp_path / "tiny.csv", {"Training": 48, "PublicTest": 16})
+    runs = [train_tiny_run(tmp_path / name, data, "--seed", seed) for name, seed in (("a", "0"), ("b", "1"))]
+    accuracy = {run: tinycnn.load(os.path.join(run, "model.npz"))[1]["val"]["val_acc"] for run in runs}
+    assert accuracy[model_card.choose_fast(runs)] == max(accuracy.values())
+    assert model_card.choose_fast(runs, max_gflops=1.0) == model_card.choose_fast(runs)
+    with pytest.raises(ModelFileError, match="at most"):
+        model_card.choose_fast(runs, max_gflops=1e-6)   # seed002 costs 0.008 GFLOP
 
 
 def test_budget_without_ship_is_refused(capsys):

@@ -44,10 +44,15 @@ def expected_parameters(name: str, k: int) -> int:
         widths = [(1, 48), (48, 96), (96, 96), (96, 192), (192, 192), (192, 384), (384, 384)]
         return (sum(conv(a, b, 3, bias=False) + bn(b) for a, b in widths)
                 + dense(384 * 9, 384, bias=False) + bn(384) + dense(384, k))
+    if name == "vgg_fer_small":
+        widths = [(1, 16), (16, 32), (32, 32), (32, 64), (64, 64), (64, 128), (128, 128)]
+        return (sum(conv(a, b, 3, bias=False) + bn(b) for a, b in widths)
+                + dense(128 * 9, 128, bias=False) + bn(128) + dense(128, k))
     raise AssertionError(f"no expected count written for {name}")
 
 
-CLASSES = {"seed001": 7, "seed002": 6, "seed004": 7, "vgg_fer": 7, "vgg_fer_wide": 7}
+CLASSES = {"seed001": 7, "seed002": 6, "seed004": 7, "vgg_fer": 7, "vgg_fer_wide": 7,
+           "vgg_fer_small": 7}
 
 
 def test_every_architecture_is_listed_here():

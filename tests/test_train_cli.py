@@ -132,7 +132,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_csv, tmp_path, m
 def test_bad_arguments_give_one_line_errors(tiny_csv, tmp_path, capsys):
     assert train.main(["--data", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "a")]) == 1
     assert "missing.csv: not found" in capsys.readouterr().err
-    assert train.main(["--data", tiny_csv, "--epochs", "0", "--out", str(tmp_path / "b")]) == 1
+    assert train.main(["--data", tiny_csv, "--epochs", "0", "--out", str(tmp_path / "b")]) == 2
     assert "--epochs must be positive" in capsys.readouterr().err
     assert train.main(["--resume", "--out", str(tmp_path / "never")]) == 1
     assert "no checkpoint" in capsys.readouterr().err

@@ -67,5 +67,5 @@ def test_files_that_are_not_models_are_clear_errors(tmp_path):
     with pytest.raises(ModelFileError, match="not a fer_app model file"):
         load_classifier(str(tmp_path / "plain.npz"))
     (tmp_path / "text.npz").write_text("hello")
-    with pytest.raises(ModelFileError, match="not a readable model file"):
+    with pytest.raises(ModelFileError, match="not a tinycnn .npz file"):
         load_classifier(str(tmp_path / "text.npz"))

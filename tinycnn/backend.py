@@ -8,7 +8,7 @@ that backend's kernels.
 
     numpy  plain reference kernels, written for any NumPy-like array module
     numba  same arrays (NumPy), Numba-compiled CPU kernels (the default when
-           Numba is installed)
+           they load; if they cannot, a warning and numpy)
     cupy   CuPy arrays on a CUDA GPU
 
 >>> import tinycnn
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import warnings
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Callable
@@ -50,11 +51,18 @@ _LOADED: dict[str, Backend] = {}
 
 
 def _default_name() -> str:
-    """'numba' when Numba is installed (the fast CPU kernels), else 'numpy'."""
-    return "numba" if importlib.util.find_spec("numba") is not None else "numpy"
+    """'numba' when its kernels load here (the fast CPU kernels), else 'numpy'."""
+    if importlib.util.find_spec("numba") is None:
+        return "numpy"
+    try:
+        get("numba")
+    except BackendError as error:
+        warnings.warn(f"{error}; using the numpy backend", RuntimeWarning, stacklevel=3)
+        return "numpy"
+    return "numba"
 
 
-_current: str = _default_name()
+_current: str | None = None  # None until first asked: then _default_name()
 
 
 def register(name: str, loader: Callable[[], Backend]) -> None:
@@ -86,7 +94,10 @@ def use(name: str) -> Backend:
 
 
 def current() -> Backend:
-    """The active backend."""
+    """The active backend (if none was chosen: numba when it loads, else numpy)."""
+    global _current
+    if _current is None:
+        _current = _default_name()
     return get(_current)
 
 
@@ -136,6 +147,9 @@ def _load_numba() -> Backend:
         kernels = importlib.import_module("tinycnn.kernels.numba_cpu")
     except ImportError as error:
         raise BackendError(f"backend 'numba' needs the numba package: {error}") from None
+    except Exception as error:  # a broken Numba/llvmlite install, an unusable cache...
+        raise BackendError(f"backend 'numba' cannot load: {type(error).__name__}: "
+                           f"{error}".splitlines()[0]) from None
     return Backend("numba", numpy, kernels)
 
 

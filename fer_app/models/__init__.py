@@ -14,7 +14,7 @@ from tinycnn import nn
 from .seed001 import seed001
 from .seed002 import seed002
 from .seed004 import seed004
-from .vgg_fer import vgg_fer, vgg_fer_wide
+from .vgg_fer import vgg_fer, vgg_fer_small, vgg_fer_wide
 
 ARCHITECTURES: dict[str, Callable[[int], nn.Sequential]] = {
     "seed001": seed001,
@@ -22,6 +22,7 @@ ARCHITECTURES: dict[str, Callable[[int], nn.Sequential]] = {
     "seed004": seed004,
     "vgg_fer": vgg_fer,
     "vgg_fer_wide": vgg_fer_wide,
+    "vgg_fer_small": vgg_fer_small,
 }
 DEFAULT_ARCH = "vgg_fer"
 INPUT_SHAPE = (1, 48, 48)  # (C, H, W) of one face

@@ -18,6 +18,8 @@ map is kept (flattened, not averaged) because where a feature sits on a face
 
 ``vgg_fer_wide`` is the same network with every layer 1.5 times as wide
 (48, 96x2, 192x2, 384x2, Dense 384): about 3.9M parameters and 0.44 GFLOPs.
+``vgg_fer_small`` is half as wide (16, 32x2, 64x2, 128x2, Dense 128): about 0.44M
+parameters and 0.05 GFLOPs, a student for distillation (fer_app/distill.py).
 """
 from __future__ import annotations
 
@@ -51,3 +53,8 @@ def vgg_fer(num_classes: int = 7, width: int = 32) -> nn.Sequential:
 def vgg_fer_wide(num_classes: int = 7) -> nn.Sequential:
     """vgg_fer 1.5 times as wide: (N, 1, 48, 48) -> logits (N, num_classes)."""
     return vgg_fer(num_classes, width=48)
+
+
+def vgg_fer_small(num_classes: int = 7) -> nn.Sequential:
+    """vgg_fer half as wide: (N, 1, 48, 48) -> logits (N, num_classes)."""
+    return vgg_fer(num_classes, width=16)

@@ -11,10 +11,12 @@ from __future__ import annotations
 import math
 
 import numpy
-from numba import njit, prange
+from numba import prange
+
+from .numba_cache import cached_njit
 
 
-@njit(parallel=True, cache=True, fastmath={"reassoc", "contract"})
+@cached_njit(parallel=True, fastmath={"reassoc", "contract"})
 def batch_norm_forward(x, gamma, beta, eps, y, mean, var, inv_std):
     """x (N, C, L), gamma and beta (C,) -> y (N, C, L), mean (C,), var (C,) biased, inv_std (C,),
     written in place.
@@ -42,7 +44,7 @@ def batch_norm_forward(x, gamma, beta, eps, y, mean, var, inv_std):
                 y[n, c, i] = x[n, c, i] * scale + offset
 
 
-@njit(parallel=True, cache=True, fastmath={"reassoc", "contract"})
+@cached_njit(parallel=True, fastmath={"reassoc", "contract"})
 def batch_norm_backward(dy, x, gamma, mean, inv_std, dx, dgamma, dbeta):
     """dy, x (N, C, L) -> dx (N, C, L), dgamma (C,), dbeta (C,) in place  (M = N*L per channel).
 

@@ -10,8 +10,9 @@ Which fast path each op takes (each is tested against ``reference.py``):
     relu, adam   flat parallel loops; Adam fused into one pass (``numba_elementwise.py``)
 
 Matrix products go to NumPy's BLAS. Arrays are made contiguous on the way in,
-so each kernel compiles once per dtype (float32, float64); ``cache=True`` keeps
-the machine code between runs. Outputs are allocated here with NumPy (huge
+so each kernel compiles once per dtype (float32, float64); Numba's cache keeps
+the machine code between runs (``numba_cache.py``: a private temp folder, or no
+cache, where the install folder and home cannot be written). Outputs are allocated here with NumPy (huge
 pages for large arrays) and filled in place by the kernels.
 
 Two process-wide thread settings, each only if the user has not set it:

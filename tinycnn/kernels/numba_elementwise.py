@@ -8,24 +8,26 @@ from __future__ import annotations
 
 import math
 
-from numba import njit, prange
+from numba import prange
+
+from .numba_cache import cached_njit
 
 
-@njit(parallel=True, cache=True)
+@cached_njit(parallel=True)
 def relu_forward(x, y):
     """y = max(x, 0), in place (NaN stays NaN, as numpy.maximum)."""
     for i in prange(x.size):
         y[i] = 0.0 if x[i] < 0.0 else x[i]
 
 
-@njit(parallel=True, cache=True)
+@cached_njit(parallel=True)
 def relu_backward(dy, y, dx):
     """dx = dy where y > 0, else 0, in place."""
     for i in prange(dy.size):
         dx[i] = dy[i] if y[i] > 0.0 else 0.0
 
 
-@njit(parallel=True, cache=True)
+@cached_njit(parallel=True)
 def adam_step(p, g, m, v, lr, beta1, beta2, eps, step, weight_decay, decoupled):
     """One Adam/AdamW update of flat p, m, v in place, in a single pass (PyTorch's formulas).
 

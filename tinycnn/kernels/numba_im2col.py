@@ -13,14 +13,16 @@ the columns are rebuilt there, chunk by chunk).
 from __future__ import annotations
 
 import numpy
-from numba import njit, prange
+from numba import prange
+
+from .numba_cache import cached_njit
 
 from .reference import output_size
 
 CHUNK_BYTES = 32 * 2 ** 20
 
 
-@njit(parallel=True, cache=True)
+@cached_njit(parallel=True)
 def im2col(x, kh, kw, sh, sw, ph, pw, oh, ow, cols):
     """cols[(c*KH + i)*KW + j, n*OH*OW + a*OW + b] = x[n, c, a*sh + i - ph, b*sw + j - pw] (0 outside).
 
@@ -43,7 +45,7 @@ def im2col(x, kh, kw, sh, sw, ph, pw, oh, ow, cols):
                     cols[row, start + b] = x[n, c, h, col] if inside else 0.0
 
 
-@njit(parallel=True, cache=True)
+@cached_njit(parallel=True)
 def col2im(cols, kh, kw, sh, sw, ph, pw, oh, ow, dx):
     """The adjoint of :func:`im2col`: dx[n, c, h, w] = sum of the column entries taken from it.
 
@@ -68,7 +70,7 @@ def col2im(cols, kh, kw, sh, sw, ph, pw, oh, ow, dx):
                             dx[n, c, h, col] += cols[row, start + b]
 
 
-@njit(parallel=True, cache=True)
+@cached_njit(parallel=True)
 def images_first(y_t, bias, y):
     """y (n, O, P) = y_t (O, n*P) reordered, + bias[o]."""
     n_images, channels, positions = y.shape
@@ -78,7 +80,7 @@ def images_first(y_t, bias, y):
             y[n, o, p] = y_t[o, n * positions + p] + bias[o]
 
 
-@njit(parallel=True, cache=True)
+@cached_njit(parallel=True)
 def channels_first(y, y_t):
     """y_t (O, n*P) = y (n, O, P) reordered."""
     n_images, channels, positions = y.shape

@@ -7,10 +7,12 @@ so backward is a single add per output.
 from __future__ import annotations
 
 import numpy
-from numba import njit, prange
+from numba import prange
+
+from .numba_cache import cached_njit
 
 
-@njit(parallel=True, cache=True)
+@cached_njit(parallel=True)
 def max_pool2d_forward(x, kh, kw, sh, sw, ph, pw, y, argmax):
     """x (P, H, W) -> y (P, OH, OW), argmax (P, OH, OW) int32 flat positions, in place
     (P = N*C image planes).
@@ -39,7 +41,7 @@ def max_pool2d_forward(x, kh, kw, sh, sw, ph, pw, y, argmax):
                 argmax[p, a, b] = where
 
 
-@njit(parallel=True, cache=True)
+@cached_njit(parallel=True)
 def max_pool2d_backward(dy, argmax, dx):
     """dx[p].flat[argmax[p, a, b]] += dy[p, a, b]; dy (P, OH, OW) -> dx (P, H*W), overwritten."""
     planes, oh, ow = dy.shape
@@ -50,7 +52,7 @@ def max_pool2d_backward(dy, argmax, dx):
                 dx[p, argmax[p, a, b]] += dy[p, a, b]
 
 
-@njit(parallel=True, cache=True)
+@cached_njit(parallel=True)
 def max_pool2d_forward_2x2(x, y, argmax):
     """The common case (kernel 2, stride 2, no padding) of :func:`max_pool2d_forward`,
     with the four comparisons written out (no bounds checks): x (P, H, W) -> y, argmax (P, OH, OW)."""

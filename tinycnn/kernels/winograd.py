@@ -29,7 +29,9 @@ with kron(G, G) (alpha^2, r^2): U = kron(G, G) @ w as (r^2, O*C).
 from __future__ import annotations
 
 import numpy
-from numba import njit, prange
+from numba import prange
+
+from .numba_cache import cached_njit
 
 from .toom_cook import POINTS, winograd_matrices
 
@@ -58,7 +60,7 @@ def _matrices(m, r, dtype):
     return [a.astype(dtype) for a in winograd_matrices(m, r, POINTS[(m, r)])]
 
 
-@njit(parallel=True, cache=True, fastmath={"reassoc", "contract"})
+@cached_njit(parallel=True, fastmath={"reassoc", "contract"})
 def to_tiles(planes, left, m, pad_h, pad_w, th, tw, out):
     """out[xi*alpha + nu, c, (ty*tw + tx)*N + n] = sum_ij L[xi, i] p[i, j] L[nu, j],
     p = the k x k patch at (ty*m - pad_h, tx*m - pad_w) of planes[n, c] (zero outside).
@@ -99,7 +101,7 @@ def to_tiles(planes, left, m, pad_h, pad_w, th, tw, out):
                                 target[n] += coef * rows[xi, tx * m + j, n]
 
 
-@njit(parallel=True, cache=True, fastmath={"reassoc", "contract"})
+@cached_njit(parallel=True, fastmath={"reassoc", "contract"})
 def from_tiles(tiles, right, m, th, tw, crop_h, crop_w, bias, out):
     """out[n, c] = crop of a buffer where every tile adds R q R^T at (ty*m, tx*m), + bias[c].
 

@@ -109,26 +109,41 @@ class Module:
         return state
 
     def load_state_dict(self, state: dict) -> None:
-        """Copy arrays into the parameters and buffers; names and shapes must match exactly."""
+        """Copy arrays into the parameters and buffers; names and shapes must match exactly.
+
+        All or nothing: every name, shape and dtype is checked before anything is copied,
+        so a state that does not fit (KeyError for names, ValueError for a shape or a dtype
+        that cannot be cast to the model's) leaves the model as it was.
+        """
         targets = self._state_targets()
         missing = [name for name in targets if name not in state]
         unexpected = [name for name in state if name not in targets]
         if missing or unexpected:
             raise KeyError(f"state does not fit {type(self).__name__}: "
                            f"missing {missing or 'nothing'}, unexpected {unexpected or 'nothing'}")
-        for name, (owner, attribute) in targets.items():
-            current = getattr(owner, attribute)
-            array = current.data if isinstance(current, Tensor) else current
+        arrays = {name: self._state_array(*target) for name, target in targets.items()}
+        for name, array in arrays.items():
             value = state[name]
             if tuple(value.shape) != tuple(array.shape):
                 raise ValueError(f"parameter {name!r}: saved shape {tuple(value.shape)} does not "
                                  f"fit the model's shape {tuple(array.shape)}")
-            xp = backend.of(array).xp
-            new = xp.array(value, dtype=array.dtype)   # a copy: the model never shares ``state``'s memory
+            if not numpy.can_cast(value.dtype, array.dtype, casting="same_kind"):
+                raise ValueError(f"parameter {name!r}: saved dtype {value.dtype} cannot become "
+                                 f"the model's {array.dtype}")
+        for name, (owner, attribute) in targets.items():
+            array = arrays[name]
+            new = backend.of(array).xp.array(state[name], dtype=array.dtype)  # a copy, never shared
+            current = getattr(owner, attribute)
             if isinstance(current, Tensor):
                 current.data = new
             else:
                 object.__setattr__(owner, attribute, new)
+
+    @staticmethod
+    def _state_array(owner: "Module", attribute: str):
+        """The array behind a parameter (its .data) or a buffer."""
+        current = getattr(owner, attribute)
+        return current.data if isinstance(current, Tensor) else current
 
     def _state_targets(self) -> "OrderedDict[str, tuple[Module, str]]":
         targets = OrderedDict()

@@ -1,0 +1,198 @@
+"""Knowledge distillation: the loss's known values, a student that learns a teacher's soft
+labels, and fer_app.train --teacher / --init end to end on tiny generated data."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import tinycnn
+from fer_app import train
+from fer_app.data import EMOTIONS
+from fer_app.distill import distillation_loss, teacher_outputs
+from fer_app.ensemble import combine, extract_member
+from fer_app.inference import load_classifier
+from fer_app.models import build_model
+from fer_app.normalize import Normalizer
+from tests.gradcheck import check_gradients
+from tests.train_samples import make_faces, write_fer_csv
+from tinycnn import Tensor, nn, optim
+from tinycnn import functional as F
+
+FAST = ["--arch", "seed002", "--classes", "7", "--batch-size", "16", "--backend", "numpy",
+        "--augment", "light", "--epochs", "1"]
+
+
+def kl_by_hand(z: np.ndarray, t: np.ndarray, temperature: float) -> float:
+    """mean_n sum_k p log(p / q), p = softmax(t/T), q = softmax(z/T), in float64."""
+    def softmax(x):
+        e = np.exp(x / temperature - (x / temperature).max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+    p, q = softmax(t), softmax(z)
+    return float((p * np.log(p / q)).sum(axis=1).mean())
+
+
+def test_kl_matches_its_definition_and_is_zero_for_the_teacher_itself(float64):
+    rng = np.random.default_rng(0)
+    z, t = rng.standard_normal((6, 7)) * 3, rng.standard_normal((6, 7)) * 3
+    for temperature in (1.0, 2.5, 4.0):
+        value = F.soft_target_kl(Tensor(z), t, temperature).item()
+        assert value == pytest.approx(kl_by_hand(z, t, temperature), rel=1e-10)
+        assert value > 0
+        assert F.soft_target_kl(Tensor(t), t, temperature).item() == pytest.approx(0.0, abs=1e-12)
+    # log-probabilities of the teacher teach the same as its logits (softmax ignores a row shift)
+    log_probs = t - np.log(np.exp(t).sum(axis=1, keepdims=True))
+    assert F.soft_target_kl(Tensor(z), log_probs, 3.0).item() == pytest.approx(
+        F.soft_target_kl(Tensor(z), t, 3.0).item(), rel=1e-10)
+
+
+def test_alpha_zero_is_plain_cross_entropy_and_alpha_weights_the_terms(float64):
+    rng = np.random.default_rng(1)
+    z, t = rng.standard_normal((5, 7)), rng.standard_normal((5, 7))
+    labels = rng.integers(0, 7, 5)
+    plain = F.softmax_cross_entropy(Tensor(z), labels, 0.1).item()
+    assert distillation_loss(Tensor(z), labels, t, 0.0, 4.0, 0.1).item() == pytest.approx(plain, rel=1e-12)
+    mixed = distillation_loss(Tensor(z), labels, t, 0.3, 2.0, 0.1).item()
+    assert mixed == pytest.approx(0.7 * plain + 0.3 * 4.0 * kl_by_hand(z, t, 2.0), rel=1e-10)
+
+
+@pytest.mark.parametrize("alpha, temperature", [(0.5, 1.0), (0.7, 4.0), (1.0, 3.0)])
+def test_distillation_loss_gradient(float64, alpha, temperature):
+    rng = np.random.default_rng(2)
+    t, labels = rng.standard_normal((4, 7)) * 2, rng.integers(0, 7, 4)
+    errors = check_gradients(
+        lambda z: distillation_loss(z, labels, t, alpha, temperature, 0.1), [rng.standard_normal((4, 7))])
+    assert max(errors) < 1e-7, errors
+
+
+def test_bad_teacher_shape_or_temperature_is_refused():
+    z = Tensor(np.zeros((2, 3), np.float32))
+    with pytest.raises(ValueError, match="do not match"):
+        F.soft_target_kl(z, np.zeros((2, 4)), 2.0)
+    with pytest.raises(ValueError, match="positive"):
+        F.soft_target_kl(z, np.zeros((2, 3)), 0.0)
+
+
+def test_student_learns_the_teachers_soft_labels(float64):
+    """A linear student trained on the KL term alone (a = 1) ends up predicting the
+    teacher's class probabilities, ranking of the wrong classes included."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((64, 5))
+    teacher_logits = x @ rng.standard_normal((5, 4)) * 1.5   # a linear teacher the student can match
+    tinycnn.manual_seed(0)
+    student = nn.Linear(5, 4)
+    optimizer = optim.Adam(student.parameters(), lr=0.05)
+    labels = teacher_logits.argmax(axis=1)
+    first = None
+    for _ in range(300):
+        loss = distillation_loss(student(Tensor(x)), labels, teacher_logits, 1.0, 2.0)
+        first = first if first is not None else loss.item()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with tinycnn.no_grad():
+        q = F.softmax(student(Tensor(x)), axis=1).numpy()
+    p = np.exp(teacher_logits) / np.exp(teacher_logits).sum(axis=1, keepdims=True)
+    assert loss.item() < 0.01 * first
+    np.testing.assert_allclose(q, p, atol=0.03)
+
+
+# --- fer_app.train --teacher -------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_csv(tmp_path_factory):
+    return write_fer_csv(tmp_path_factory.mktemp("data") / "tiny.csv",
+                         {"Training": 48, "PublicTest": 21})
+
+
+def save_model(path, arch: str, seed: int, class_names=EMOTIONS) -> str:
+    tinycnn.manual_seed(seed)
+    model = build_model(arch, len(class_names))
+    tinycnn.save(model.state_dict(), str(path), {
+        "arch": arch, "num_classes": len(class_names), "class_names": list(class_names),
+        "normalization": Normalizer("per_image").to_dict(), "epoch": 0, "val": {"val_acc": 0.5}})
+    return str(path)
+
+
+def test_teacher_outputs_are_cached_and_recomputed_for_another_teacher(tmp_path, capsys):
+    images = make_faces(np.arange(10) % 7, seed=1)
+    teacher = save_model(tmp_path / "teacher.npz", "seed002", seed=0)
+    cache = str(tmp_path / "cache.npz")
+    first = teacher_outputs(teacher, images, EMOTIONS, cache, "numpy")
+    # the cached value is log((p(face) + p(mirror)) / 2) of the teacher
+    classifier = load_classifier(teacher, "numpy")
+    expected = np.log((classifier.predict_proba(images) + classifier.predict_proba(images[:, :, ::-1])) / 2)
+    np.testing.assert_allclose(first, expected, rtol=1e-5, atol=1e-6)
+    assert "written" in capsys.readouterr().out
+    np.testing.assert_array_equal(teacher_outputs(teacher, images, EMOTIONS, cache, "numpy"), first)
+    assert "reusing" in capsys.readouterr().out
+    save_model(teacher, "seed002", seed=1)               # the same file name, another teacher
+    changed = teacher_outputs(teacher, images, EMOTIONS, cache, "numpy")
+    assert "recomputing" in capsys.readouterr().out
+    assert not np.allclose(changed, first)
+    other_images = teacher_outputs(teacher, images[::-1].copy(), EMOTIONS, cache, "numpy")
+    np.testing.assert_allclose(other_images, changed[::-1], rtol=1e-5, atol=1e-6)
+
+
+def test_train_with_a_teacher_writes_its_outputs_and_resumes(tiny_csv, tmp_path):
+    teacher = save_model(tmp_path / "teacher.npz", "seed002", seed=0)
+    out = tmp_path / "student"
+    args = ["--data", tiny_csv, "--out", str(out), *FAST, "--teacher", teacher,
+            "--distill-alpha", "0.8", "--distill-temperature", "3"]
+    assert train.main(args) == 0
+    assert (out / "teacher_outputs.npz").is_file() and (out / "model.npz").is_file()
+    settings = tinycnn.load(str(out / "last.npz"))[1]["settings"]
+    assert settings["teacher"] == teacher and settings["distill_alpha"] == 0.8
+    cache_time = os.path.getmtime(out / "teacher_outputs.npz")
+    assert train.main(["--out", str(out), "--resume", "--epochs", "2"]) == 0
+    assert os.path.getmtime(out / "teacher_outputs.npz") == cache_time   # reused, not rewritten
+    assert [row["epoch"] for row in tinycnn.load(str(out / "last.npz"))[1]["history"]] == [1, 2]
+
+
+def test_teacher_with_other_classes_is_a_clear_error(tiny_csv, tmp_path, capsys):
+    six = [name for name in EMOTIONS if name != "disgust"]
+    teacher = save_model(tmp_path / "six.npz", "seed002", seed=0, class_names=six)
+    code = train.main(["--data", tiny_csv, "--out", str(tmp_path / "run"), *FAST, "--teacher", teacher])
+    assert code == 1
+    message = capsys.readouterr().err
+    assert "same classes" in message and "Traceback" not in message
+    code = train.main(["--data", tiny_csv, "--out", str(tmp_path / "run2"), *FAST,
+                       "--teacher", str(tmp_path / "missing.npz")])
+    assert code == 1 and "not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option, value", [("--distill-alpha", "1.5"), ("--distill-temperature", "0")])
+def test_bad_distillation_settings_are_refused(tiny_csv, tmp_path, capsys, option, value):
+    teacher = save_model(tmp_path / "teacher.npz", "seed002", seed=0)
+    code = train.main(["--data", tiny_csv, "--out", str(tmp_path / "run"), *FAST,
+                       "--teacher", teacher, option, value])
+    assert code == 2 and option in capsys.readouterr().err   # a bad option value: exit code 2
+
+
+def test_init_starts_from_a_models_weights_and_checks_its_arch(tiny_csv, tmp_path, capsys):
+    start = save_model(tmp_path / "start.npz", "seed002", seed=7)
+    out = tmp_path / "run"
+    assert train.main(["--data", tiny_csv, "--out", str(out), *FAST, "--init", start,
+                       "--lr", "1e-12", "--optimizer", "sgd", "--momentum", "0"]) == 0
+    trained = tinycnn.load(str(out / "model.npz"))[0]
+    initial = tinycnn.load(start)[0]
+    for name, value in initial.items():   # a learning rate of 1e-12 leaves the weights where they began
+        np.testing.assert_allclose(trained[name], value, atol=1e-6, err_msg=name)
+    wrong = save_model(tmp_path / "wrong.npz", "vgg_fer_small", seed=0)
+    assert train.main(["--data", tiny_csv, "--out", str(tmp_path / "run2"), *FAST, "--init", wrong]) == 1
+    assert "cannot start a seed002" in capsys.readouterr().err
+
+
+def test_an_ensemble_member_is_written_out_alone(tmp_path):
+    a = save_model(tmp_path / "a.npz", "seed002", seed=0)
+    b = save_model(tmp_path / "b.npz", "seed002", seed=1)
+    ensemble = str(tmp_path / "ab.npz")
+    combine([a, b], ensemble, float16=True)
+    member = str(tmp_path / "b_again.npz")
+    metadata = extract_member(ensemble, 1, member)
+    assert metadata["arch"] == "seed002" and metadata["class_names"] == EMOTIONS
+    faces = make_faces(np.arange(7), seed=2)
+    np.testing.assert_allclose(load_classifier(member, "numpy").predict_proba(faces),
+                               load_classifier(b, "numpy").predict_proba(faces), atol=2e-3)
+    with pytest.raises(Exception, match="members 0 to 1"):
+        extract_member(ensemble, 2, member)
