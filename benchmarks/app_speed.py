@@ -58,6 +58,7 @@ from tqdm import tqdm
 import tinycnn
 from fer_app.data import find_data
 from fer_app.faces import FaceDetector, crop_faces, to_grey
+from fer_app.inference import NAMED_MODELS
 from fer_app.recognizer import EmotionRecognizer
 from fer_app.scenes import drifting_scenes, iou, paste_faces, read_fer_faces
 from fer_app.tracking import FaceTracker
@@ -297,8 +298,8 @@ def search_name(min_face_size: int, search: str, detect_every: int) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", action="append", default=None,
-                        help="model file, or 'default' for the shipped one; repeat for more "
-                             "rows (default: default)")
+                        help="model file, or a shipped model by name (default, fast); repeat "
+                             "for more rows (default: default)")
     parser.add_argument("--data", default=None, help="FER-2013 CSV (default: found like training)")
     parser.add_argument("--variants", default="numpy:40:full,numpy:40:scaled,numpy:40:track",
                         help="speed rows as BACKEND:MIN_FACE_SIZE:SEARCH with SEARCH full, scaled "
