@@ -75,7 +75,8 @@ def parse_variants(text: str) -> list[tuple[str, int, str]]:
     variants = []
     for item in text.split(","):
         parts = item.strip().split(":")
-        if len(parts) != 3 or not parts[1].isdigit() or int(parts[1]) < 1 or parts[2] not in SEARCHES:
+        well_formed = len(parts) == 3 and parts[1].isdigit() and int(parts[1]) >= 1
+        if not well_formed or parts[2] not in SEARCHES:
             raise ValueError(f"bad variant {item!r}: expected BACKEND:MIN_FACE_SIZE:SEARCH with "
                              f"MIN_FACE_SIZE a whole number >= 1 and SEARCH one of "
                              f"{', '.join(SEARCHES)} (e.g. numpy:40:track)")
@@ -278,7 +279,8 @@ def markdown(results: dict) -> str:
                          f"{row['search']} | {video['faces_in_frame']} | {video['detect_ms']} | "
                          f"{video['classify_ms']} | {video['total_ms']} | **{video['fps']}** | "
                          f"{video['faces_found_per_frame']} |")
-    lines += ["", f"Accuracy on the same {results['accuracy_faces']} FER-2013 PublicTest faces:", "",
+    lines += ["", f"Accuracy on the same {results['accuracy_faces']} FER-2013 PublicTest faces:",
+              "",
               "| recognizer | model | 48x48 crops | faces in pictures (found and right) | "
               "faces found |", "|---|---|---|---|---|"]
     for row in results["accuracy"]:

@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     for side in tqdm(sizes, desc="sizes"):
         scenes, boxes = [], []
         for index, face in enumerate(faces):
-            place = (int(rng.integers(0, SIZE[1] - side + 1)), int(rng.integers(0, SIZE[0] - side + 1)))
+            place = (int(rng.integers(0, SIZE[1] - side + 1)),
+                     int(rng.integers(0, SIZE[0] - side + 1)))
             scene, box = paste_faces(face[None], size=SIZE, side=side, places=[place], seed=index)
             scenes.append(scene)
             boxes.append(box[0])

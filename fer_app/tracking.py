@@ -82,7 +82,8 @@ class FaceTracker:
         return followed
 
     def follow(self, grey: numpy.ndarray) -> numpy.ndarray | None:
-        """Each last box searched for near where it was -> boxes (F, 4), or None when one is lost."""
+        """Each last box searched for near where it was -> boxes (F, 4); None when one is
+        lost."""
         kept = []
         for box in self.boxes:
             near = self.detector.find_in(grey, self.region(box), box[2] / self.size_range,

@@ -19,7 +19,7 @@ from tests.app_support import findable_faces, random_model_file, scene_with_face
 FOUR_PLACES = [(70, 50), (390, 50), (70, 270), (390, 270)]  # as benchmarks/app_speed.py
 
 
-def pairs(found: numpy.ndarray, reference: numpy.ndarray) -> list[tuple[numpy.ndarray, numpy.ndarray]]:
+def pairs(found: numpy.ndarray, reference: numpy.ndarray) -> list[tuple]:
     """Each reference box with the found box that overlaps it most (sort orders may differ)."""
     return [(max(found, key=lambda box: iou(box, other)), other) for other in reference]
 
