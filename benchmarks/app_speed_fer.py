@@ -1,15 +1,20 @@
 """The `fer` (PyPI) half of benchmarks/app_speed.py, run in fer's own environment.
 
-fer pulls in TensorFlow, PyTorch and opencv-contrib-python 5.x, which must not
+fer pulls in TensorFlow, PyTorch and opencv-contrib-python, which must not
 mix with this project's environment, so app_speed.py runs this file with the
 Python of a separate virtual environment:
 
-    python -m venv .fer-venv && .fer-venv/bin/pip install fer "setuptools<81"
-    .fer-venv/bin/python benchmarks/app_speed_fer.py INPUT.npz OUTPUT.json
+    python -m venv /work/.fer-venv && /work/.fer-venv/bin/pip install fer "setuptools<81"
+    /work/.fer-venv/bin/python benchmarks/app_speed_fer.py INPUT.npz
 
-INPUT.npz holds the benchmark's frames and faces (see app_speed.py); OUTPUT.json
-gets fer's timings and predictions. Every network connection is refused and
-recorded: fer must not download anything while it runs.
+INPUT.npz holds the benchmark's videos (one_face, four_faces: (T, H, W, 3) BGR), faces
+and scenes (see app_speed.py). Once fer is loaded it prints one JSON line (its version,
+OpenCV's, how the detector was made), then answers each request on standard input
+with one JSON line, so that app_speed.py can time fer frame by frame in turn with its
+own rows:
+    frame NAME INDEX   -> {"detect_s", "classify_s", "faces"} for that frame of that video
+    accuracy           -> fer's predictions on the faces and scenes (see accuracy())
+Every network connection is refused and recorded: fer must not download anything.
 """
 from __future__ import annotations
 
@@ -58,33 +63,21 @@ def top(emotions: dict) -> str:
     return max(emotions, key=emotions.get)
 
 
-def time_video(detector, frames) -> dict:
-    """Per-frame detection (find_faces) and classification (detect_emotions on those boxes)."""
-    detect_s, classify_s, faces = [], [], []
-    for index, frame in enumerate(frames):  # frame (H, W, 3) BGR
-        start = time.perf_counter()
-        boxes = detector.find_faces(frame)
-        middle = time.perf_counter()
-        found = detector.detect_emotions(frame, face_rectangles=boxes) if len(boxes) else []
-        end = time.perf_counter()
-        if index >= 3:  # the first frames warm up TensorFlow Lite
-            detect_s.append(middle - start)
-            classify_s.append(end - middle)
-            faces.append(len(found))
-    return {"detect_s": detect_s, "classify_s": classify_s, "faces": faces}
+def time_frame(detector, frame) -> dict:
+    """Detection (find_faces) and classification (detect_emotions on those boxes) of one
+    (H, W, 3) BGR frame, in seconds, and the faces found."""
+    start = time.perf_counter()
+    boxes = detector.find_faces(frame)
+    middle = time.perf_counter()
+    found = detector.detect_emotions(frame, face_rectangles=boxes) if len(boxes) else []
+    end = time.perf_counter()
+    return {"detect_s": middle - start, "classify_s": end - middle, "faces": len(found)}
 
 
-def main() -> int:
-    refuse_network()
+def accuracy(detector, data) -> dict:
+    """fer's top emotion for each 48x48 face (blown up to 160 px) and for each face it
+    finds in each scene, with the boxes it found."""
     import cv2
-    import numpy
-
-    source, target = sys.argv[1], sys.argv[2]
-    data = numpy.load(source)
-    detector, note = make_detector()
-    result = {"note": note, "videos": {}}
-    for name in ("one_face", "four_faces"):
-        result["videos"][name] = time_video(detector, data[name])
 
     crops, scenes, boxes = [], [], []
     for face, scene in zip(data["faces"], data["scenes"]):  # (48, 48), (H, W) grey
@@ -95,13 +88,39 @@ def main() -> int:
         found = detector.detect_emotions(cv2.cvtColor(scene, cv2.COLOR_GRAY2BGR))
         scenes.append([top(face["emotions"]) for face in found])
         boxes.append([[int(v) for v in face["box"]] for face in found])
+    return {"crop_labels": crops, "scene_labels": scenes, "scene_boxes": boxes,
+            "network_attempts": CONNECTIONS}
+
+
+def main() -> int:
+    """Answer app_speed.py's requests, one line each, on the original standard output;
+    anything the libraries print goes to standard error instead."""
+    channel = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    refuse_network()
+    import cv2
+    import numpy
     import fer
 
-    result.update(version=fer.__version__, opencv=cv2.__version__, crop_labels=crops,
-                  scene_labels=scenes, scene_boxes=boxes, network_attempts=CONNECTIONS)
-    with open(target, "w") as file:
-        json.dump(result, file)
+    data = numpy.load(sys.argv[1])
+    detector, note = make_detector()
+    for frame in data["one_face"][:3]:  # TensorFlow Lite's first calls are slow
+        time_frame(detector, frame)
+    answer(channel, {"version": fer.__version__, "opencv": cv2.__version__, "note": note})
+    for line in sys.stdin:
+        command, *arguments = line.split()
+        if command == "frame":
+            answer(channel, time_frame(detector, data[arguments[0]][int(arguments[1])]))
+        elif command == "accuracy":
+            answer(channel, accuracy(detector, data))
+        else:
+            raise ValueError(f"unknown request {line!r}")
     return 0
+
+
+def answer(channel, message: dict) -> None:
+    channel.write(json.dumps(message) + "\n")
+    channel.flush()
 
 
 if __name__ == "__main__":

@@ -9,7 +9,13 @@
 
 A picture goes: grey (faces.to_grey) -> Haar boxes (faces.FaceDetector) ->
 48x48 crops with a margin (faces.crop_faces) -> one forward pass for all faces of
-the picture (inference.Classifier.predict_proba) -> one dict per face.
+the picture (inference.Classifier.predict_proba) -> one dict per face. Frames of a
+video can be searched with a tracker instead (tracking.FaceTracker: whole frames
+every k-th frame, around the last boxes in between):
+
+    tracker = rec.tracker(detect_every=5)
+    for frame in frames:
+        rec.detect(frame, color="bgr", tracker=tracker)
 """
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ from PIL import Image
 from .faces import FACE_SIZE, FaceDetector, crop_faces, to_grey
 from .inference import NAMED_MODELS, load_classifier
 from .pictures import check_size, pil_to_array, read_image
+from .tracking import FaceTracker
 
 
 class EmotionRecognizer:
@@ -56,25 +63,34 @@ class EmotionRecognizer:
         self.tta = bool(tta)
         self.model_name = model if model in NAMED_MODELS else os.path.basename(str(model))
 
-    def detect(self, image, color: str = "rgb") -> list[dict]:
+    def detect(self, image, color: str = "rgb", tracker: FaceTracker | None = None) -> list[dict]:
         """Every face in ``image`` with its box and emotion probabilities.
 
         image: a file path, a PIL image, or an array (H, W) grey / (H, W, 3|4) in
             ``color`` order - "rgb" (PIL, matplotlib, imageio) by default, "bgr" for
             arrays from cv2.imread / cv2.VideoCapture.
+        tracker: for the frames of one video, in order: finds the faces instead of a
+            whole-picture search (see :meth:`tracker`).
         Returns one dict per face, left to right:
         {"box": [x, y, w, h], "emotion": name, "score": p, "probabilities": {name: p}}.
         """
         grey = load_grey(image, color)  # (H, W) uint8
-        boxes, probabilities = self.analyze(grey)
+        boxes, probabilities = self.analyze(grey, tracker)
         return [dict(box=[int(v) for v in box], **self._describe(row))
                 for box, row in zip(boxes, probabilities)]
 
-    def analyze(self, grey: numpy.ndarray) -> tuple[numpy.ndarray, numpy.ndarray]:
+    def analyze(self, grey: numpy.ndarray,
+                tracker: FaceTracker | None = None) -> tuple[numpy.ndarray, numpy.ndarray]:
         """Arrays instead of dicts: grey (H, W) uint8 -> boxes (F, 4) int64 and
         probabilities (F, K) float32, all faces in one forward pass."""
-        boxes = self.detector.find(grey)  # (F, 4)
+        finder = self.detector if tracker is None else tracker
+        boxes = finder.find(grey)  # (F, 4)
         return boxes, self.classify_crops(crop_faces(grey, boxes, self.margin))
+
+    def tracker(self, detect_every: int = 5) -> FaceTracker:
+        """A FaceTracker with this recognizer's detector, for one video's frames in order:
+        a whole-frame search every ``detect_every``-th frame, local ones in between."""
+        return FaceTracker(self.detector, detect_every)
 
     def classify_crops(self, faces: numpy.ndarray) -> numpy.ndarray:
         """faces (F, 48, 48) uint8 -> probabilities (F, K) float32 (F may be 0)."""

@@ -75,6 +75,26 @@ def paste_faces(faces: numpy.ndarray, size: tuple[int, int] = (480, 640), side: 
     return scene, boxes
 
 
+def drifting_scenes(faces: numpy.ndarray, places, side: int, frames: int,
+                    size: tuple[int, int] = (480, 640), drift: int = 8,
+                    period: float = 5.0) -> tuple[numpy.ndarray, numpy.ndarray]:
+    """A video's worth of scenes: ``faces`` (F, 48, 48) at ``side`` px drifting
+    around ``places`` (top-left x, y), frame t shifted by (+d, -d) with
+    d = round(drift * sin(t / period)) (8 px and 5 frames: up to 1.6 px per frame);
+    the background's noise changes every frame.
+
+    Returns scenes (T, H, W) uint8 and the pasted boxes (T, F, 4) int64.
+    """
+    scenes, boxes = [], []
+    for index in range(frames):
+        shift = round(drift * math.sin(index / period))
+        moved = [(x + shift, y - shift) for x, y in places]
+        scene, pasted = paste_faces(faces, size=size, side=side, places=moved, seed=index)
+        scenes.append(scene)
+        boxes.append(pasted)
+    return numpy.stack(scenes), numpy.stack(boxes)
+
+
 def iou(box_a, box_b) -> float:
     """Intersection over union of two [x, y, w, h] boxes."""
     ax, ay, aw, ah = box_a

@@ -5,7 +5,11 @@
 
 Every K-th frame (``--every``) goes through the recognizer (faces found and
 classified in one pass); frames in between reuse the last faces, which keeps the
-output smooth on a slow CPU. Writes, when asked:
+output smooth on a slow CPU. Of the frames that go through it, every N-th
+(``--detect-every``, default 5) is searched whole for faces and the others only
+around the last faces (fer_app/tracking.py; a face lost there makes that frame be
+searched whole at once); ``--detect-every 1`` searches every frame whole.
+Writes, when asked:
   --output  the video with boxes, labels, probability bars and frames/s drawn on it (mp4v)
   --csv     one row per processed frame and face: time_s, frame, face, box, emotion,
             each emotion's probability
@@ -165,10 +169,13 @@ def draw_speed(frame: numpy.ndarray, fps: float) -> None:
 
 def process(capture: cv2.VideoCapture, recognizer: EmotionRecognizer, source_fps: float,
             every: int, live: bool, writer_path: str | None, window: LiveWindow | None,
-            max_frames: int | None) -> tuple[Timeline, int, float]:
+            max_frames: int | None, detect_every: int = 5) -> tuple[Timeline, int, float]:
     """Run the recognizer over the frames; returns the timeline, the number of frames
-    read and the measured frames/s (everything included: decode, recognize, draw, write)."""
+    read and the measured frames/s (everything included: decode, recognize, draw, write).
+    Faces are found with a FaceTracker searching whole frames every ``detect_every``-th
+    recognized frame."""
     timeline = Timeline(recognizer.class_names)
+    tracker = recognizer.tracker(detect_every)
     writer, faces, fps = None, [], 0.0
     total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if not live else 0
     progress = tqdm(total=(min(total, max_frames) if max_frames else total) or None,
@@ -182,7 +189,7 @@ def process(capture: cv2.VideoCapture, recognizer: EmotionRecognizer, source_fps
                 break
             now = time.perf_counter() - start
             if frame_index % every == 0:
-                faces = recognizer.detect(frame, color="bgr")
+                faces = recognizer.detect(frame, color="bgr", tracker=tracker)
                 timeline.add(now if live else frame_index / source_fps, frame_index, faces)
             fps = (frame_index + 1) / max(time.perf_counter() - start, 1e-9)
             shown = annotate(frame, faces, color="bgr")
@@ -248,12 +255,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="write the emotions-over-time plot here (default: CSV name + .png)")
     parser.add_argument("--every", type=int, default=1, metavar="K",
                         help="run the recognizer on every K-th frame only (default 1)")
+    parser.add_argument("--detect-every", type=int, default=5, metavar="N",
+                        help="search the whole frame for faces on every N-th recognized frame, "
+                             "and only around the last faces in between (default 5; 1: every "
+                             "frame whole)")
     parser.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     parser.add_argument("--no-window", action="store_true", help="never open a live window")
     add_recognizer_arguments(parser, live=True)
     args = parser.parse_args(argv)
     if args.every < 1:
         parser.error("--every must be >= 1")
+    if args.detect_every < 1:
+        parser.error("--detect-every must be >= 1")
     if args.max_frames is not None and args.max_frames < 1:
         parser.error("--max-frames must be >= 1")
     check_recognizer_options(args)
@@ -268,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         timeline, frames, fps = process(capture, recognizer, source_fps, args.every,
                                 live=args.camera is not None, writer_path=args.output,
-                                window=window, max_frames=args.max_frames)
+                                window=window, max_frames=args.max_frames,
+                                detect_every=args.detect_every)
     finally:
         capture.release()
         if window is not None:

@@ -1,0 +1,184 @@
+"""The fast face pipeline: the shrunk whole-frame search against the full-resolution one,
+local searches (FaceDetector.find_in), the video tracker (fer_app/tracking.py) against a
+whole-frame search on every frame, and the speed benchmark's plumbing."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy
+import pytest
+
+from fer_app import video
+from fer_app.faces import CASCADE_WINDOW, FaceDetector
+from fer_app.recognizer import EmotionRecognizer
+from fer_app.scenes import background, drifting_scenes, iou, paste_faces
+from fer_app.tracking import FaceTracker
+from tests.app_support import findable_faces, random_model_file, scene_with_faces
+
+FOUR_PLACES = [(70, 50), (390, 50), (70, 270), (390, 270)]  # as benchmarks/app_speed.py
+
+
+def pairs(found: numpy.ndarray, reference: numpy.ndarray) -> list[tuple]:
+    """Each reference box with the found box that overlaps it most (sort orders may differ)."""
+    return [(max(found, key=lambda box: iou(box, other)), other) for other in reference]
+
+
+def test_search_scale_makes_the_smallest_face_the_cascade_window():
+    assert FaceDetector(min_face_size=40).search_scale == pytest.approx(CASCADE_WINDOW / 40)
+    assert FaceDetector(min_face_size=96).search_scale == pytest.approx(0.25)
+    assert FaceDetector(min_face_size=20).search_scale == 1.0  # never enlarged
+    assert FaceDetector(min_face_size=40, downscale=False).search_scale == 1.0
+
+
+def test_shrunk_search_finds_the_faces_the_full_resolution_search_finds():
+    faces, _ = findable_faces(4)
+    scenes = [scene_with_faces(faces, seed=0)[0],
+              *drifting_scenes(faces, FOUR_PLACES, 150, 3)[0]]  # the benchmark's frames
+    shrunk, full = FaceDetector(min_face_size=40), FaceDetector(min_face_size=40, downscale=False)
+    for scene in scenes:
+        found, reference = shrunk.find(scene), full.find(scene)
+        assert len(reference) >= 3 and len(found) == len(reference)
+        for box, other in pairs(found, reference):
+            assert iou(box, other) > 0.7
+
+
+def test_find_in_searches_only_the_region_and_the_sizes_asked_for():
+    faces, _ = findable_faces(4)
+    scene, _ = scene_with_faces(faces)
+    detector = FaceDetector(min_face_size=40)
+    whole = detector.find(scene)
+    x, y, w, h = whole[0]
+    near = detector.find_in(scene, (x - w // 4, y - w // 4, x + w + w // 4, y + h + w // 4),
+                            w / 1.25, w * 1.25)
+    assert len(near) == 1 and iou(near[0], whole[0]) > 0.8
+    assert numpy.abs(near[0] - whole[0]).max() <= 0.1 * w
+    assert len(detector.find_in(scene, (x, y, x + w, y + h), 2 * w, 3 * w)) == 0  # too big
+    assert len(detector.find_in(scene, (-50, -50, 10, 10), 40)) == 0  # (almost) off the picture
+
+
+def test_tracker_gives_the_boxes_of_a_whole_frame_search_on_the_benchmark_scenes():
+    faces, _ = findable_faces(4)
+    scenes, _ = drifting_scenes(faces, FOUR_PLACES, 150, 16)
+    detector, tracker = FaceDetector(min_face_size=40), FaceTracker(FaceDetector(40), 5)
+    for scene in scenes:
+        found, reference = tracker.find(scene), detector.find(scene)
+        assert len(found) >= len(reference)  # recall does not drop
+        for box, other in pairs(found, reference):
+            assert iou(box, other) > 0.8 and numpy.abs(box - other).max() <= 15  # side 150
+    assert tracker.whole_searches == 4  # frames 0, 5, 10, 15: the others were followed
+
+
+def test_tracker_keeps_a_moving_face_without_searching_the_whole_frame_again():
+    faces, _ = findable_faces(1)
+    tracker = FaceTracker(FaceDetector(min_face_size=40), detect_every=1000)
+    for index in range(20):  # 12 px right and 4 px down per frame
+        scene, pasted = paste_faces(faces, side=150, places=[(40 + 12 * index, 60 + 4 * index)],
+                                    seed=index)
+        found = tracker.find(scene)
+        assert len(found) == 1 and iou(found[0], pasted[0]) > 0.6, index
+    assert tracker.whole_searches == 1
+
+
+def test_a_face_lost_nearby_makes_the_tracker_search_the_whole_frame_at_once():
+    faces, _ = findable_faces(1)
+    tracker = FaceTracker(FaceDetector(min_face_size=40), detect_every=1000)
+    first, _ = paste_faces(faces, side=150, places=[(40, 40)])
+    jumped, pasted = paste_faces(faces, side=150, places=[(420, 300)])
+    assert len(tracker.find(first)) == 1
+    found = tracker.find(jumped)  # nothing near the last box: the same frame is searched whole
+    assert len(found) == 1 and iou(found[0], pasted[0]) > 0.6
+    assert tracker.whole_searches == 2
+    assert len(tracker.find(background((480, 640), seed=5))) == 0  # the face left
+
+
+def test_a_new_face_appears_at_the_next_whole_frame_search():
+    faces, _ = findable_faces(2)
+    one, _ = paste_faces(faces[:1], side=150, places=[(40, 40)])
+    two, _ = paste_faces(faces, side=150, places=[(40, 40), (420, 300)])
+    tracker = FaceTracker(FaceDetector(min_face_size=40), detect_every=3)
+    counts = [len(tracker.find(scene)) for scene in (one, two, two, two)]
+    assert counts == [1, 1, 1, 2]  # frame 3 is searched whole
+
+
+def test_tracker_rejects_bad_settings():
+    detector = FaceDetector()
+    for bad in (0, -2, 1.5):
+        with pytest.raises(ValueError, match="detect_every must be a whole number >= 1"):
+            FaceTracker(detector, detect_every=bad)
+    with pytest.raises(ValueError, match="pad must be > 0"):
+        FaceTracker(detector, pad=0)
+    with pytest.raises(ValueError, match="size_range must be > 1"):
+        FaceTracker(detector, size_range=1.0)
+
+
+def test_recognizer_with_a_tracker_classifies_all_faces_of_a_frame_in_one_batch(tmp_path,
+                                                                                 monkeypatch):
+    faces, _ = findable_faces(4)
+    scenes, _ = drifting_scenes(faces, FOUR_PLACES, 150, 4)
+    recognizer = EmotionRecognizer(model=random_model_file(tmp_path), backend="numpy")
+    batches = []
+    classify = recognizer.classify_crops
+    monkeypatch.setattr(recognizer, "classify_crops",
+                        lambda crops: batches.append(len(crops)) or classify(crops))
+    tracker = recognizer.tracker(detect_every=2)
+    expected = []
+    for scene in scenes:
+        tracked = recognizer.detect(scene, tracker=tracker)
+        plain = recognizer.detect(scene)
+        expected += [len(tracked), len(plain)]
+        assert len(tracked) == len(plain) >= 3
+        for face in tracked:
+            best = max(plain, key=lambda other: iou(other["box"], face["box"]))
+            assert iou(best["box"], face["box"]) > 0.8
+    assert batches == expected  # one forward pass per frame, with every face in it
+
+
+def test_video_cli_rejects_a_bad_detect_every(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        video.main(["--input", str(tmp_path / "clip.mp4"), "--detect-every", "0"])
+    assert "--detect-every must be >= 1" in capsys.readouterr().err
+
+
+def test_benchmark_module_leaves_the_blas_variables_alone_when_imported(monkeypatch):
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    import benchmarks.app_speed as app_speed
+
+    assert app_speed.UNSET_BLAS == {} and os.environ["OPENBLAS_CORETYPE"] == "Haswell"
+
+
+def test_benchmark_rejects_bad_options(capsys):
+    from benchmarks import app_speed
+
+    for argv, message in ((["--variants", "numpy:40"], "BACKEND:MIN_FACE_SIZE:SEARCH"),
+                          (["--variants", "numpy:40:fast"], "SEARCH one of full, scaled, track"),
+                          (["--variants", "numpy:0:track"], "MIN_FACE_SIZE a whole number"),
+                          (["--variants", "torch:40:track"], "backend 'torch'"),
+                          (["--detect-every", "0"], "--detect-every must be >= 1"),
+                          (["--model", "missing.npz"], "no such file: missing.npz")):
+        with pytest.raises(SystemExit):
+            app_speed.main(argv)
+        assert message in capsys.readouterr().err
+
+
+def test_benchmark_writes_results_only_where_asked(tmp_path, capsys):
+    """A tiny run: rows for every model and variant, thread report, nothing written to the
+    repository's tracked results."""
+    from benchmarks import app_speed
+
+    findable_faces(1)  # skips without the FER-2013 data
+    tracked = os.path.join(os.path.dirname(app_speed.__file__), "results", "app_speed.md")
+    before = open(tracked).read() if os.path.exists(tracked) else None
+    model = random_model_file(tmp_path)
+    out = tmp_path / "out"
+    assert app_speed.main(["--model", model, "--variants", "numpy:40:scaled,numpy:40:track",
+                           "--frames", "6", "--accuracy-faces", "24", "--out", str(out)]) == 0
+    assert (open(tracked).read() if os.path.exists(tracked) else None) == before
+    results = json.loads((out / "app_speed.json").read_text())
+    assert [row["search"].split(" (")[0] for row in results["speed"]] == [
+        "whole frame, shrunk", "shrunk, whole every 5th frame, tracked between"]
+    for row in results["speed"]:
+        assert row["videos"]["four_faces"]["frames"] == 6 - app_speed.WARMUP
+    assert results["threads"]["pools"] and "architecture" in results["threads"]["pools"][0]
+    assert "kernel" in (out / "app_speed.md").read_text()
+    assert "| ours | random_model.npz |" in capsys.readouterr().out
