@@ -17,16 +17,17 @@ needs no reordering beyond the one :func:`finish` does anyway.
 from __future__ import annotations
 
 import numpy
-from numba import njit, prange
+from numba import prange
 
 from . import numba_im2col, winograd
+from .numba_cache import cached_njit
 from .reference import output_size
 
 CHUNK_BYTES = 32 * 2 ** 20   # im2col path: columns + product of one chunk of images
 KEPT_SHAPES = 4              # scratch arrays are kept for this many input shapes per layer
 
 
-@njit(parallel=True, cache=True)
+@cached_njit(parallel=True)
 def finish(y, bias, relu, pool, out):
     """out[n, o] = maxpool_2x2(relu(y[o, n] + bias[o])), ReLU and pooling each optional, in place.
 
