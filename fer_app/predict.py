@@ -39,8 +39,9 @@ def add_recognizer_arguments(parser: argparse.ArgumentParser, live: bool) -> Non
     parser.add_argument("--model", default=model,
                         help="'default' (the most accurate shipped model), 'fast' (one small "
                              f"network, for live video) or a model .npz file (default {model})")
-    parser.add_argument("--backend", default="numpy", choices=backends.names(),
-                        help="tinycnn backend: numpy (default; fastest for a few faces), numba, cupy")
+    parser.add_argument("--backend", choices=backends.names(),
+                        help="tinycnn backend: numpy, numba, cupy (default: numba when it runs "
+                             "here, else numpy)")
     parser.add_argument("--min-face-size", type=int, default=40,
                         help="smallest face side in pixels (default 40)")
     parser.add_argument("--margin", type=float, default=0.0,

@@ -36,12 +36,11 @@ class EmotionRecognizer:
     model: "default" (the most accurate shipped model, fer_app/weights/default.npz), "fast"
         (one small network, fer_app/weights/fast.npz, what video and the web page use) or a
         path to a model file.
-    backend: tinycnn backend for the network: "numpy" (default), "numba", "cupy", or
-        None for inference.load_classifier's choice. "numpy" because a frame holds only
-        1-4 faces: for such small batches the reference kernels (BLAS matmuls) are a
-        little slower than the Numba ones on a quiet machine (18.5 vs 14.5 ms for one face
-        with the shipped three-network model, benchmarks/results/app_speed.md) but were
-        much faster when other jobs shared the cores (14 vs 30 ms for one network).
+    backend: tinycnn backend for the network: None (default: numba when its kernels load
+        here, else numpy), "numpy", "numba" or "cupy". With the fused inference path, whose
+        thread count follows the cores left free (tinycnn/threads.py), numba classified one
+        face faster than numpy even on the shared 2-core machine (5.2 vs 7.0 ms with the
+        fast model, 21 vs 27 ms with the three-network default: benchmarks/results/app_speed.md).
     min_face_size: smallest face side in pixels that is reported.
     margin: each face box grows by this fraction of its side on every side before
         it is cut out. 0.0 by default: on real FER-2013 faces pasted into larger
@@ -53,7 +52,7 @@ class EmotionRecognizer:
         False runs the layers themselves (same predictions up to float32 rounding).
     """
 
-    def __init__(self, model: str = "default", backend: str | None = "numpy",
+    def __init__(self, model: str = "default", backend: str | None = None,
                  min_face_size: int = 40, margin: float = 0.0, tta: bool = False,
                  fused: bool = True):
         self.classifier = load_classifier(model, backend, fused)
