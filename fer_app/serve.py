@@ -306,10 +306,12 @@ def host_names(text: str) -> list[str]:
 
 def served_hosts(host: str, extra: list[str]) -> list[str]:
     """Host names served besides the loopback ones: the bound address unless it is
-    a wildcard (0.0.0.0, ::), IPv6 literals in brackets, and ``extra``."""
-    if host in ANY_ADDRESS:
+    a wildcard (0.0.0.0, ::) or a loopback name already, IPv6 literals in brackets, and
+    ``extra``."""
+    name = f"[{host}]" if ":" in host else host.lower()
+    if host in ANY_ADDRESS or name in LOOPBACK_HOSTS:
         return extra
-    return [f"[{host}]" if ":" in host else host.lower()] + extra
+    return [name] + extra
 
 
 def main(argv: list[str] | None = None) -> int:

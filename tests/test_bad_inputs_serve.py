@@ -184,13 +184,13 @@ def test_allowed_hosts_adds_names_and_domains():
 
 
 @pytest.mark.parametrize("host, extra, served", [
-    ("127.0.0.1", [], ["127.0.0.1"]),
+    ("127.0.0.1", [], []),            # loopback names are served anyway: not listed twice
     ("0.0.0.0", [], []),
     ("::", ["mypc.lan"], ["mypc.lan"]),
-    ("::1", [], ["[::1]"]),
+    ("::1", [], []),
     ("192.168.1.20", ["mypc.lan"], ["192.168.1.20", "mypc.lan"]),
 ])
-def test_the_bound_address_is_served_unless_it_is_a_wildcard(host, extra, served):
+def test_the_bound_address_is_served_unless_wildcard_or_loopback(host, extra, served):
     assert served_hosts(host, extra) == served
 
 
