@@ -93,12 +93,17 @@ def teacher_outputs(teacher: str, images: np.ndarray, class_names: list[str], ca
         raise TeacherError(f"--teacher {teacher}: model file not found")
     key = cache_key(teacher_file, images)
     if os.path.isfile(cache):
-        state, metadata = tinycnn.load(cache)
+        try:
+            state, metadata = tinycnn.load(cache)
+        except tinycnn.SerializationError as error:   # e.g. cut short by a full disk
+            state, metadata = {}, {}
+            print(f"teacher outputs: {cache} cannot be read ({error}); recomputing", flush=True)
         if metadata.get("key") == key and metadata.get("class_names") == list(class_names):
             print(f"teacher outputs: reusing {cache}", flush=True)
             return state["log_probs"]
-        print(f"teacher outputs: {cache} was made from another teacher or data; recomputing",
-              flush=True)
+        if metadata:
+            print(f"teacher outputs: {cache} was made from another teacher or data; recomputing",
+                  flush=True)
     classifier = load_classifier(teacher_file, backend)
     if classifier.class_names != list(class_names):
         raise TeacherError(f"--teacher {teacher} predicts {classifier.class_names}, but the student "

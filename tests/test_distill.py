@@ -132,6 +132,11 @@ def test_teacher_outputs_are_cached_and_recomputed_for_another_teacher(tmp_path,
     assert not np.allclose(changed, first)
     other_images = teacher_outputs(teacher, images[::-1].copy(), EMOTIONS, cache, "numpy")
     np.testing.assert_allclose(other_images, changed[::-1], rtol=1e-5, atol=1e-6)
+    with open(cache, "r+b") as file:                       # a cache cut short is made again
+        file.truncate(100)
+    np.testing.assert_allclose(teacher_outputs(teacher, images[::-1].copy(), EMOTIONS, cache, "numpy"),
+                               other_images, rtol=1e-6)
+    assert "cannot be read" in capsys.readouterr().out
 
 
 def test_train_with_a_teacher_writes_its_outputs_and_resumes(tiny_csv, tmp_path):
