@@ -22,16 +22,13 @@ from .cli import error_boundary, writable_file
 from .data import find_data, select_split
 from .evaluate import dataset_for
 from .inference import load_classifier
-from .metrics import classification_report
-from .model_card import gflops, ms_per_face
+from .model_card import gflops, ms_per_face, plain_and_tta_reports
 
 
 def model_row(model: str, data: str, split: str, repeats: int) -> dict:
     classifier = load_classifier(model)
     ds = select_split(dataset_for(classifier, data), split)
-    views = classifier.predict_proba_views(ds.images)             # (10, N, K); [0] is the plain pass
-    plain = classification_report(ds.labels, views[0].argmax(axis=1), ds.class_names)
-    tta = classification_report(ds.labels, views.mean(axis=0).argmax(axis=1), ds.class_names)
+    plain, tta = plain_and_tta_reports(classifier, ds)
     arch = classifier.metadata["arch"]
     if arch == "ensemble":
         arch = " + ".join(member["arch"] for member in classifier.metadata["members"])

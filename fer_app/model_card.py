@@ -37,7 +37,7 @@ from tinycnn import backend as backends
 
 from . import plots
 from .cli import UsageError, UserError, error_boundary, writable_folder
-from .data import find_data, select_split
+from .data import Dataset, find_data, select_split
 from .ensemble import choose_within_budget, combine
 from .evaluate import dataset_for
 from .inference import (NAMED_MODELS, Classifier, ModelFileError, build_network, load_classifier,
@@ -82,6 +82,15 @@ def gflops(classifier: Classifier) -> float:
     model = classifier.model
     networks = model.members if isinstance(model, Ensemble) else [model]
     return sum(row.flops for network in networks for row in summarize(network)) / 1e9
+
+
+def plain_and_tta_reports(classifier: Classifier, ds: Dataset) -> tuple[dict, dict]:
+    """The classification reports of one plain pass and of TTA, both from one set of
+    per-view probabilities (the plain pass is view 0)."""
+    views = classifier.predict_proba_views(ds.images)  # (10, N, K)
+    plain = classification_report(ds.labels, views[0].argmax(axis=1), ds.class_names)
+    tta = classification_report(ds.labels, views.mean(axis=0).argmax(axis=1), ds.class_names)
+    return plain, tta
 
 
 def ms_per_face(classifier: Classifier, face: np.ndarray, repeats: int = 50) -> float:
@@ -259,9 +268,7 @@ def make_card(model: str, runs: list[str], data: str | None, split: str, out: st
     for run, metadata in zip(runs, member_metadata):
         check_member(run, metadata)
     ds = select_split(dataset_for(classifier, find_data(data)), split)
-    view_probabilities = classifier.predict_proba_views(ds.images)  # (10, N, K); [0] is the plain pass
-    plain = classification_report(ds.labels, view_probabilities[0].argmax(axis=1), ds.class_names)
-    tta = classification_report(ds.labels, view_probabilities.mean(axis=0).argmax(axis=1), ds.class_names)
+    plain, tta = plain_and_tta_reports(classifier, ds)
     os.makedirs(out, exist_ok=True)
     plots.plot_confusion_matrix(np.array(tta["confusion_matrix"]), ds.class_names,
                                 os.path.join(out, "confusion_matrix.png"),
