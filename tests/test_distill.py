@@ -201,3 +201,23 @@ def test_an_ensemble_member_is_written_out_alone(tmp_path):
                                load_classifier(b, "numpy").predict_proba(faces), atol=2e-3)
     with pytest.raises(Exception, match="members 0 to 1"):
         extract_member(ensemble, 2, member)
+
+
+def test_distill_report_scores_each_model_and_draws_the_plot(tmp_path, capsys):
+    from fer_app import distill_report
+    from fer_app.data import select_split
+    from fer_app.evaluate import dataset_for, evaluate
+    data = write_fer_csv(tmp_path / "tiny.csv", {"Training": 21, "PublicTest": 14})
+    models = [save_model(tmp_path / "a.npz", "seed002", seed=0),
+              save_model(tmp_path / "b.npz", "vgg_fer_small", seed=1)]
+    plot = tmp_path / "plot" / "accuracy.png"
+    assert distill_report.main([*models, "--data", data, "--repeats", "2", "--plot", str(plot)]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")][1:]
+    assert [row.split(" | ")[0] for row in rows] == ["| a", "| b"]
+    classifier = load_classifier(models[1], "numpy")
+    public_test = select_split(dataset_for(classifier, data), "PublicTest")
+    cells = rows[1].split(" | ")
+    assert cells[1] == "vgg_fer_small" and cells[3] == "439,991" and cells[4] == "0.049"
+    assert float(cells[5]) == pytest.approx(evaluate(classifier, public_test)["accuracy"], abs=5e-5)
+    assert float(cells[6]) == pytest.approx(evaluate(classifier, public_test, tta=True)["accuracy"], abs=5e-5)
+    assert plot.stat().st_size > 0
