@@ -215,6 +215,10 @@ def test_inference_threads_sets_blas_and_numba_for_the_block_and_restores_them(m
     assert blas_counts() == before
     monkeypatch.setenv("TINYCNN_THREADS", "3")
     assert threads.threads() == 3
+    for bad in ("abc", "0", "-2", "1.5"):
+        monkeypatch.setenv("TINYCNN_THREADS", bad)
+        with pytest.raises(tinycnn.backend.BackendError, match="TINYCNN_THREADS"):
+            threads.threads()
     monkeypatch.delenv("TINYCNN_THREADS")
     assert 1 <= threads.threads() <= threads.cores()
     with pytest.raises(ValueError):

@@ -28,6 +28,8 @@ import os
 import sys
 import time
 
+from .backend import BackendError
+
 _explicit: int | None = None
 _decided = (-1.0, 1)      # (time.monotonic() when decided, count)
 _own = (time.monotonic(), time.process_time())   # when and at what CPU time we last looked
@@ -56,11 +58,20 @@ def threads() -> int:
     if _explicit is not None:
         return _explicit
     if os.environ.get("TINYCNN_THREADS"):
-        return max(1, int(os.environ["TINYCNN_THREADS"]))
+        return threads_from_environment(os.environ["TINYCNN_THREADS"])
     now = time.monotonic()
     if now - _decided[0] > 1.0:
         _decided = (now, free_cores())
     return _decided[1]
+
+
+def threads_from_environment(value: str) -> int:
+    """TINYCNN_THREADS as a thread count; a BackendError (one clear line in the CLIs) if it
+    is not a whole number of at least 1."""
+    if not value.strip().isdigit() or int(value) < 1:
+        raise BackendError(f"TINYCNN_THREADS must be a whole number of threads, at least 1, "
+                           f"got {value!r}")
+    return int(value)
 
 
 def free_cores() -> int:
