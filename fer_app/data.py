@@ -79,13 +79,26 @@ def choose_classes(ds: Dataset, classes: int = 7, merge_disgust: bool = False) -
     return Dataset(ds.images[keep], labels[keep], names, usage, skipped=ds.skipped)
 
 
-def split_dataset(ds: Dataset, val_fraction: float = 0.2, seed: int = 0) -> tuple[Dataset, Dataset]:
-    """(train, validation). With Training and PublicTest rows in Usage, those two sets;
-    otherwise a stratified split (``val_fraction`` of each class, seeded) of all rows
-    except PrivateTest ones (held out for the final test)."""
-    if ds.usage is not None and {"Training", "PublicTest"} <= set(np.unique(ds.usage)):
+def split_dataset(ds: Dataset, val_fraction: float = 0.2, seed: int = 0,
+                  validate_on: str = "PublicTest") -> tuple[Dataset, Dataset]:
+    """(train, validation), split one of two ways:
+
+    - ``validate_on="PublicTest"``: with Training and PublicTest rows in Usage, those two
+      sets; otherwise a stratified split (``val_fraction`` of each class, seeded) of all
+      rows except PrivateTest ones (held out for the final test).
+    - ``validate_on="random"``: a stratified split of the Training rows alone (of all rows
+      but PrivateTest when there are none), as the seed projects held out their test faces;
+      PublicTest stays unseen.
+    """
+    if validate_on not in ("PublicTest", "random"):
+        raise ValueError(f"validate_on must be 'PublicTest' or 'random', got {validate_on!r}")
+    splits = set() if ds.usage is None else set(np.unique(ds.usage))
+    if validate_on == "PublicTest" and {"Training", "PublicTest"} <= splits:
         return select_split(ds, "Training"), select_split(ds, "PublicTest")
-    pool = ds if ds.usage is None else ds.subset(ds.usage != "PrivateTest")
+    if validate_on == "random" and "Training" in splits:
+        pool = select_split(ds, "Training")
+    else:
+        pool = ds if ds.usage is None else ds.subset(ds.usage != "PrivateTest")
     train_rows, val_rows = stratified_split(pool.labels, val_fraction, seed)
     return pool.subset(train_rows), pool.subset(val_rows)
 

@@ -5,7 +5,8 @@
 
 Each epoch: shuffle, augment and normalize batches, one optimizer step per batch
 (progress bar with loss, accuracy, images/s and ETA), then evaluate the
-validation set (PublicTest when the data has a Usage column) and write to --out:
+validation set (PublicTest when the data has a Usage column; a random share of the
+Training rows with --val-split random) and write to --out:
 
     model.npz       the best model so far on validation accuracy (loads with no other file)
     last.npz        the full training state, written atomically every epoch (--resume)
@@ -65,7 +66,7 @@ from .normalize import Normalizer
 DEFAULTS = {
     "data": None, "arch": DEFAULT_ARCH, "backend": None, "epochs": 30, "batch_size": 64,
     "lr": 1e-3, "classes": None, "merge_disgust": False, "skip_bad": False, "val_fraction": 0.2,
-    "optimizer": "adam", "weight_decay": 0.0, "momentum": 0.9, "schedule": "cosine",
+    "val_split": "PublicTest", "optimizer": "adam", "weight_decay": 0.0, "momentum": 0.9, "schedule": "cosine",
     "label_smoothing": 0.0, "mixup": 0.0, "class_weight": "none", "normalize": "per_image",
     "augment": "standard", "flip": None, "shift": None, "rotation": None, "zoom": None,
     "shear": None, "erase": None, "patience": 0, "seed": 0, "limit": None,
@@ -115,9 +116,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="merge disgust into angry (6 classes)")
     p.add_argument("--skip-bad", action="store_true", default=None,
                    help="skip bad rows/images instead of stopping")
+    p.add_argument("--val-split", choices=("PublicTest", "random"),
+                   help="validate on the PublicTest rows (default), or on a random stratified "
+                        "--val-fraction of the Training rows, as the seed projects held out theirs")
     p.add_argument("--val-fraction", type=float,
-                   help=f"validation share when the data has no Usage column (default {d['val_fraction']})")
-    p.add_argument("--optimizer", choices=("adam", "adamw", "sgd"), help=f"default {d['optimizer']}")
+                   help=f"validation share for --val-split random or data without a Usage column "
+                        f"(default {d['val_fraction']})")
+    p.add_argument("--optimizer", choices=("adam", "adamw", "sgd", "rmsprop"),
+                   help=f"default {d['optimizer']}; rmsprop uses Keras's rule (rho 0.9, eps 1e-7), "
+                        f"the optimizer of a Keras model compiled without one")
     p.add_argument("--weight-decay", type=float,
                    help="L2 (adam, sgd) or decoupled (adamw) weight decay (default 0)")
     p.add_argument("--momentum", type=float, help=f"SGD Nesterov momentum (default {d['momentum']})")
@@ -225,7 +232,7 @@ def load_splits(settings: dict) -> tuple[Dataset, Dataset]:
     ds = load_dataset(path, settings["classes"], settings["merge_disgust"], settings["skip_bad"])
     if ds.skipped:
         print(f"skipped {ds.skipped} bad row(s)/image(s) in {path}")
-    train, val = split_dataset(ds, settings["val_fraction"], settings["seed"])
+    train, val = split_dataset(ds, settings["val_fraction"], settings["seed"], settings["val_split"])
     if settings["limit"] is not None and settings["limit"] < len(train):
         rows = np.random.default_rng(settings["seed"]).permutation(len(train))[:settings["limit"]]
         train = train.subset(np.sort(rows))
@@ -279,6 +286,8 @@ def build_optimizer(model: nn.Module, settings: dict) -> optim.Optimizer:
                          weight_decay=decay, nesterov=settings["momentum"] > 0)
     if name == "adamw":
         return optim.AdamW(model.parameters(), lr, weight_decay=decay)
+    if name == "rmsprop":
+        return optim.RMSprop(model.parameters(), lr, weight_decay=decay)
     return optim.Adam(model.parameters(), lr, weight_decay=decay)
 
 

@@ -81,6 +81,18 @@ def test_usage_without_public_test_is_split_and_private_test_held_out():
     assert "PrivateTest" not in set(train.usage) | set(val.usage)
 
 
+def test_random_split_holds_out_a_share_of_training_only():
+    usage = np.array(["Training"] * 40 + ["PublicTest"] * 10 + ["PrivateTest"] * 10)
+    ds = make_dataset([10, 5, 10, 10, 10, 5, 10], usage=usage)
+    train, val = split_dataset(ds, val_fraction=0.25, seed=1, validate_on="random")
+    assert len(train) + len(val) == 40
+    assert set(train.usage) == {"Training"} and set(val.usage) == {"Training"}
+    training = select_split(ds, "Training")
+    np.testing.assert_array_equal(val.class_counts(), np.round(0.25 * training.class_counts()))
+    with pytest.raises(ValueError, match="validate_on"):
+        split_dataset(ds, validate_on="PrivateTest")
+
+
 def test_select_split_and_its_error():
     usage = np.array(["Training"] * 4 + ["PublicTest"] * 3)
     ds = make_dataset([1, 1, 1, 1, 1, 1, 1], usage=usage)

@@ -62,6 +62,19 @@ def adam_reference(lr, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, decou
     return result
 
 
+def rmsprop_reference(lr, rho=0.9, eps=1e-7, weight_decay=0.0):
+    """RMSprop as Keras computes it: p -= lr * g / sqrt(v + eps)."""
+    result = []
+    for p, a, b in zip(P0, A, B):
+        v = 0.0
+        for _ in range(STEPS):
+            g = a * p - b + weight_decay * p
+            v = rho * v + (1 - rho) * g * g
+            p = p - lr * g / math.sqrt(v + eps)
+        result.append(p)
+    return result
+
+
 SGD_SETTINGS = [
     dict(lr=0.1),
     dict(lr=0.1, momentum=0.9),
@@ -103,6 +116,26 @@ def test_adamw_matches_the_formula(float64, backend_name):
                                   rtol=1e-12, atol=1e-14)
 
 
+RMSPROP_SETTINGS = [
+    dict(lr=0.01),
+    dict(lr=0.05, rho=0.5, eps=1e-3),
+    dict(lr=0.01, weight_decay=0.2),
+]
+
+
+@pytest.mark.parametrize("settings", RMSPROP_SETTINGS, ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()))
+def test_rmsprop_matches_the_formula(float64, backend_name, settings):
+    result = engine_run(lambda params: optim.RMSprop(params, **settings))
+    numpy.testing.assert_allclose(result, rmsprop_reference(**settings), rtol=1e-12, atol=1e-14)
+
+
+def test_rmsprop_defaults_are_keras():
+    rmsprop = optim.RMSprop([nn.Parameter(numpy.zeros(1))])
+    assert (rmsprop.lr, rmsprop.rho, rmsprop.eps, rmsprop.weight_decay) == (1e-3, 0.9, 1e-7, 0)
+    with pytest.raises(ValueError, match="rho"):
+        optim.RMSprop([nn.Parameter(numpy.zeros(1))], rho=1.0)
+
+
 def test_adam_defaults_are_pytorchs():
     adam = optim.Adam([nn.Parameter(numpy.zeros(1))])
     assert (adam.lr, adam.betas, adam.eps, adam.weight_decay) == (1e-3, (0.9, 0.999), 1e-8, 0)
@@ -116,7 +149,8 @@ def test_nesterov_needs_momentum():
 @pytest.mark.parametrize("make_optimizer", [
     lambda params: optim.SGD(params, lr=0.1, momentum=0.9, nesterov=True),
     lambda params: optim.Adam(params, lr=0.1),
-], ids=["sgd", "adam"])
+    lambda params: optim.RMSprop(params, lr=0.1),
+], ids=["sgd", "adam", "rmsprop"])
 def test_optimizer_state_dict_resumes_exactly(float64, make_optimizer):
     """3 steps, checkpoint, 3 more == 6 steps in one go; the checkpoint is not changed by training."""
     p = nn.Parameter(numpy.array(P0))

@@ -2,6 +2,7 @@
 mixup and schedules."""
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -85,3 +86,15 @@ def test_training_set_one_row_over_whole_batches_trains(tmp_path):
     data = write_fer_csv(tmp_path / "tiny.csv", {"Training": 33, "PublicTest": 8})  # 33 = 2 * 16 + 1
     run = train_tiny_run(tmp_path / "run", data, "--arch", "vgg_fer")  # vgg_fer has batch norm
     assert os.path.exists(os.path.join(run, "model.npz"))
+
+
+def test_val_split_random_validates_on_a_share_of_training_with_rmsprop(tmp_path):
+    """The seed projects' protocol: 20% of the Training rows held out (7 classes x 5 rows
+    -> 1 per class); PublicTest is not used. Keras's default optimizer, RMSprop, trains."""
+    data = write_fer_csv(tmp_path / "tiny.csv", {"Training": 35, "PublicTest": 14})
+    run = train_tiny_run(tmp_path / "run", data, "--val-split", "random", "--optimizer", "rmsprop")
+    with open(os.path.join(run, "metrics.json")) as file:
+        assert json.load(file)["n"] == 7
+    _, metadata = tinycnn.load(os.path.join(run, "model.npz"))
+    assert metadata["settings"]["val_split"] == "random"
+    assert metadata["settings"]["optimizer"] == "rmsprop"
