@@ -7,6 +7,9 @@ other row lists only the settings in which it differs from it. Columns: epochs r
 training rows, the epoch with the best validation accuracy and, at that epoch, the
 training accuracy, validation accuracy and macro-F1 (from model.npz), plus the
 accuracy with test-time augmentation (``--tta``, evaluated here) and the hours spent.
+
+``--reproduce`` prints instead the seed projects' reproduction table (fer_app/reproduce.py)
+from runs given in pairs: each seed architecture with its own recipe, then with ours.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as train/evaluate do (see 
 import argparse
 import sys
 
+from . import reproduce
 from .cli import UserError, error_boundary
 from .data import find_data, select_split
 from .evaluate import dataset_for, evaluate
@@ -87,12 +91,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="PublicTest", help="split for --tta (default PublicTest)")
     parser.add_argument("--data", help="FER-2013 file for --tta (default: searched)")
     parser.add_argument("--out", help="also write the table to this Markdown file")
+    parser.add_argument("--reproduce", action="store_true",
+                        help="the seed reproduction table: runs in pairs (seed recipe, ours) per architecture")
     args = parser.parse_args(argv)
+    if args.reproduce and len(args.runs) % 2:
+        parser.error("--reproduce takes runs in pairs: each seed's recipe, then ours")
     rows = []
     for run in args.runs:
         reference = rows[0]["settings"] if rows else None
         rows.append(run_row(run, reference, args.split if args.tta else None, args.data))
-    table = markdown_table(rows)
+    if args.reproduce:
+        for run, row in zip(args.runs, rows):
+            row["public_test"] = reproduce.public_test_accuracy(run, row, args.data)
+        table = reproduce.markdown_table([reproduce.pair_row(own, ours)
+                                          for own, ours in zip(rows[::2], rows[1::2])])
+    else:
+        table = markdown_table(rows)
     if args.out:
         with open(args.out, "w", encoding="utf-8") as file:
             file.write(table + "\n")

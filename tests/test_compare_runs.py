@@ -9,6 +9,7 @@ from fer_app import compare_runs
 from fer_app.data import select_split
 from fer_app.evaluate import dataset_for, evaluate
 from fer_app.inference import load_classifier
+from fer_app.models import build_model
 from tests.train_samples import train_tiny_run, write_fer_csv
 
 
@@ -37,3 +38,33 @@ def test_table_lists_differences_and_measured_scores(tmp_path, capsys):
 def test_a_folder_without_a_model_is_a_clear_error(tmp_path, capsys):
     assert compare_runs.main([str(tmp_path / "missing")]) == 1
     assert "model file not found" in capsys.readouterr().err
+
+
+def test_reproduce_table_pairs_a_seed_recipe_with_ours(tmp_path, capsys):
+    data = write_fer_csv(tmp_path / "tiny.csv", {"Training": 70, "PublicTest": 21})
+    own = train_tiny_run(tmp_path / "own", data, "--val-split", "random", "--optimizer", "rmsprop")
+    ours = train_tiny_run(tmp_path / "ours", data, "--seed", "1")
+    capsys.readouterr()
+    assert compare_runs.main(["--reproduce", str(own), str(ours), "--data", str(data)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3                                    # header, rule, one architecture
+    cells = [cell.strip() for cell in lines[2].strip("|").split("|")]
+    assert cells[0] == "seed002 (7 classes)" and "89.6%" in cells[1]
+    assert cells[2] == "random 20% of Training" and cells[7] == "PublicTest"
+
+    classifier = load_classifier(os.path.join(own, "model.npz"), "numpy")
+    public = evaluate(classifier, select_split(dataset_for(classifier, str(data)), "PublicTest"))
+    own_metrics = json.loads((Path(own) / "metrics.json").read_text())
+    ours_metrics = json.loads((Path(ours) / "metrics.json").read_text())
+    assert own_metrics["n"] == 14                             # 20% of Training, not PublicTest
+    assert cells[4] == f"{own_metrics['accuracy']:.4f}" and cells[5] == f"{public['accuracy']:.4f}"
+    assert cells[9] == cells[10] == f"{ours_metrics['accuracy']:.4f}"  # validated on PublicTest
+    assert cells[12] == f"{sum(p.data.size for p in build_model('seed002', 7).parameters()):,}"
+
+
+def test_reproduce_needs_pairs_of_one_architecture(tmp_path, capsys):
+    data = write_fer_csv(tmp_path / "tiny.csv", {"Training": 42, "PublicTest": 14})
+    seven = train_tiny_run(tmp_path / "seven", data)
+    six = train_tiny_run(tmp_path / "six", data, "--classes", "6")
+    assert compare_runs.main(["--reproduce", str(seven), str(six), "--data", str(data)]) == 1
+    assert "not one architecture and class set" in capsys.readouterr().err
