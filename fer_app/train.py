@@ -16,8 +16,8 @@ class_distribution.png (written at the start).
 
 A run killed at any moment continues with ``--resume`` (same --out) from the last
 finished epoch; the settings saved in last.npz are used unless given again on the
-command line. A loss that turns NaN or infinite, or grows past DIVERGENCE_FACTOR times
-its start (see loss_limit), stops the run with exit code 1, keeping the last good
+command line. A loss that turns NaN or infinite, or grows past --divergence-factor
+(default 10) times its start (see loss_limit), stops the run with exit code 1, keeping the last good
 checkpoint.
 
 Distillation (fer_app/distill.py): ``--teacher MODEL`` trains the network to match a
@@ -66,7 +66,7 @@ from .normalize import Normalizer
 DEFAULTS = {
     "data": None, "arch": DEFAULT_ARCH, "backend": None, "epochs": 30, "batch_size": 64,
     "lr": 1e-3, "classes": None, "merge_disgust": False, "skip_bad": False, "val_fraction": 0.2,
-    "val_split": "PublicTest", "optimizer": "adam", "weight_decay": 0.0, "momentum": 0.9, "schedule": "cosine",
+    "val_split": "PublicTest", "divergence_factor": 10.0, "optimizer": "adam", "weight_decay": 0.0, "momentum": 0.9, "schedule": "cosine",
     "label_smoothing": 0.0, "mixup": 0.0, "class_weight": "none", "normalize": "per_image",
     "augment": "standard", "flip": None, "shift": None, "rotation": None, "zoom": None,
     "shear": None, "erase": None, "patience": 0, "seed": 0, "limit": None,
@@ -80,9 +80,6 @@ AUGMENT_PRESETS = {
     "standard": AugmentConfig(),
     "strong": AugmentConfig(flip=0.5, shift=6, rotation=15.0, zoom=0.15, shear=8.0, erase=0.25),
 }
-# A run has diverged when a batch's loss passes this many times its starting value
-# (see loss_limit).
-DIVERGENCE_FACTOR = 10.0
 HISTORY_FIELDS = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc",
                   "val_macro_f1", "seconds", "images_per_second"]
 
@@ -146,6 +143,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--erase", type=float, help="probability of random erasing")
     p.add_argument("--patience", type=int,
                    help="stop after this many epochs without a lower validation loss (0 = never)")
+    p.add_argument("--divergence-factor", type=float,
+                   help=f"stop when a batch loss passes this many times its start (default "
+                        f"{d['divergence_factor']:g}); 'inf' turns this off, a NaN or infinite loss "
+                        f"still stops. Keras has no such stop: RMSprop's first steps on seed001 "
+                        f"pass 10 times and recover")
     p.add_argument("--seed", type=int, help="seed for initialization, shuffling, augmentation")
     p.add_argument("--limit", type=int, help="train on only this many (random) training rows")
     p.add_argument("--distributed", action="store_true",
@@ -204,6 +206,8 @@ def check_settings(settings: dict) -> None:
         raise TrainError(f"--momentum must be in [0, 1), got {settings['momentum']}")
     if not 0.0 < settings["val_fraction"] < 1.0:
         raise TrainError(f"--val-fraction must be between 0 and 1, got {settings['val_fraction']}")
+    if not settings["divergence_factor"] > 1.0:
+        raise TrainError(f"--divergence-factor must be above 1, got {settings['divergence_factor']}")
     if not 0.0 <= settings["distill_alpha"] <= 1.0:
         raise TrainError(f"--distill-alpha must be in [0, 1], got {settings['distill_alpha']}")
     if not settings["distill_temperature"] > 0:
@@ -439,17 +443,17 @@ def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
     return bounds
 
 
-def loss_limit(first_loss: float, num_classes: int) -> float:
-    """The batch loss above which a run counts as diverged: DIVERGENCE_FACTOR times the
+def loss_limit(first_loss: float, num_classes: int, factor: float = 10.0) -> float:
+    """The batch loss above which a run counts as diverged: ``factor`` times the
     larger of the first batch's loss (this process's first, so a resumed run measures
     from where it resumed) and log K (what a network that knows nothing scores).
 
-    For 7 classes that is at least 19.5: a mean cross-entropy that high means the
+    For 7 classes and the default factor 10 that is at least 19.5: a mean cross-entropy that high means the
     network gives the right class a probability below 1e-8 on average, confidently
     wrong in a way a healthy run never is. An Adam run at --lr 1e6 passes it at its
     second batch (vgg_fer on 64 generated faces: loss 6e13).
     """
-    return DIVERGENCE_FACTOR * max(first_loss, math.log(num_classes))
+    return factor * max(first_loss, math.log(num_classes))
 
 
 def diverged(run: Run, value: float, what: str, where: str) -> TrainError:
@@ -493,7 +497,7 @@ def train_epoch(run: Run, epoch: int) -> dict:
         loss = batch_loss(run, logits, targets, rows)
         value = loss.item()
         if run.loss_limit is None and math.isfinite(value):
-            run.loss_limit = loss_limit(value, len(run.train.class_names))
+            run.loss_limit = loss_limit(value, len(run.train.class_names), run.settings["divergence_factor"])
         if not math.isfinite(value) or value > run.loss_limit:
             bar.close()
             raise diverged(run, value, "loss", f"epoch {epoch}, batch {first // batch_size + 1}")

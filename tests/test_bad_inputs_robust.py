@@ -275,6 +275,8 @@ def test_classes_without_training_rows_are_named_in_a_warning(tmp_path, capsys):
 def test_loss_limit_is_ten_times_the_larger_of_the_first_loss_and_log_k():
     assert train.loss_limit(1.0, 7) == pytest.approx(10 * np.log(7))
     assert train.loss_limit(5.0, 7) == pytest.approx(50.0)
+    assert train.loss_limit(5.0, 7, factor=3.0) == pytest.approx(15.0)
+    assert train.loss_limit(5.0, 7, factor=float("inf")) == float("inf")
 
 
 def test_a_huge_learning_rate_stops_with_exit_1_and_no_checkpoint_named(tmp_path, capsys):

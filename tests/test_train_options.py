@@ -36,6 +36,10 @@ def test_bad_settings_are_train_errors():
         settings_for(["--label-smoothing", "1.5"])
     with pytest.raises(train.TrainError, match="augmentation"):
         train.augment_config(settings_for(["--flip", "2"]))
+    for factor in ("1", "0.5", "nan"):
+        with pytest.raises(train.TrainError, match="--divergence-factor must be above 1"):
+            settings_for(["--divergence-factor", factor])
+    assert settings_for(["--divergence-factor", "inf"])["divergence_factor"] == float("inf")
 
 
 def test_augment_flags_override_the_preset():
