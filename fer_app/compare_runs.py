@@ -8,6 +8,9 @@ training rows, the epoch with the best validation accuracy and, at that epoch, t
 training accuracy, validation accuracy and macro-F1 (from model.npz), plus the
 accuracy with test-time augmentation (``--tta``, evaluated here) and the hours spent.
 
+``--figures DIR`` copies each run's curves.png and confusion_matrix.png to
+DIR/RUN_curves.png and DIR/RUN_confusion_matrix.png (for the README's docs/ folders).
+
 ``--reproduce`` prints instead the seed projects' reproduction table (fer_app/reproduce.py)
 from runs given in pairs: each seed architecture with its own recipe, then with ours.
 """
@@ -18,6 +21,7 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as train/evaluate do (see train.py)
 
 import argparse
+import shutil
 import sys
 
 from . import reproduce
@@ -66,6 +70,15 @@ def run_row(run: str, reference: dict | None, tta_split: str | None, data: str |
     return row
 
 
+def copy_figures(run: str, folder: str) -> None:
+    """RUN/curves.png and RUN/confusion_matrix.png -> folder/RUN_<name>.png (those that exist)."""
+    os.makedirs(folder, exist_ok=True)
+    name = os.path.basename(os.path.normpath(run))
+    for figure in ("curves.png", "confusion_matrix.png"):
+        if os.path.isfile(os.path.join(run, figure)):
+            shutil.copyfile(os.path.join(run, figure), os.path.join(folder, f"{name}_{figure}"))
+
+
 def markdown_table(rows: list[dict]) -> str:
     """The rows as a Markdown table (TTA column only when measured)."""
     with_tta = "tta_acc" in rows[0]
@@ -89,8 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("runs", nargs="+", help="run folders (model.npz, history.csv); the first is the reference")
     parser.add_argument("--tta", action="store_true", help="also evaluate each best model with TTA")
     parser.add_argument("--split", default="PublicTest", help="split for --tta (default PublicTest)")
-    parser.add_argument("--data", help="FER-2013 file for --tta (default: searched)")
+    parser.add_argument("--data", help="FER-2013 file for --tta and --reproduce (default: searched)")
     parser.add_argument("--out", help="also write the table to this Markdown file")
+    parser.add_argument("--figures", help="copy each run's curves and confusion matrix into this folder")
     parser.add_argument("--reproduce", action="store_true",
                         help="the seed reproduction table: runs in pairs (seed recipe, ours) per architecture")
     args = parser.parse_args(argv)
@@ -107,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
                                           for own, ours in zip(rows[::2], rows[1::2])])
     else:
         table = markdown_table(rows)
+    if args.figures:
+        for run in args.runs:
+            copy_figures(run, args.figures)
     if args.out:
         with open(args.out, "w", encoding="utf-8") as file:
             file.write(table + "\n")

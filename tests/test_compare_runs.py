@@ -45,8 +45,11 @@ def test_reproduce_table_pairs_a_seed_recipe_with_ours(tmp_path, capsys):
     own = train_tiny_run(tmp_path / "own", data, "--val-split", "random", "--optimizer", "rmsprop")
     ours = train_tiny_run(tmp_path / "ours", data, "--seed", "1")
     capsys.readouterr()
-    assert compare_runs.main(["--reproduce", str(own), str(ours), "--data", str(data)]) == 0
+    assert compare_runs.main(["--reproduce", str(own), str(ours), "--data", str(data),
+                              "--figures", str(tmp_path / "docs")]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
+    for name in ("own_curves.png", "own_confusion_matrix.png", "ours_curves.png"):
+        assert (tmp_path / "docs" / name).read_bytes() == (tmp_path / name.replace("_", "/", 1)).read_bytes()
     assert len(lines) == 3                                    # header, rule, one architecture
     cells = [cell.strip() for cell in lines[2].strip("|").split("|")]
     assert cells[0] == "seed002 (7 classes)" and "89.6%" in cells[1]
