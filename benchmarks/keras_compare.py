@@ -19,8 +19,8 @@ Everything below runs in one process, tinycnn and Keras samples taken in turn
      layers against the compiled Keras twin (a ``tf.function``), all in turns;
   5. peak resident memory of training, each side alone in a child process
      (``benchmarks/memory_child.py``), since one process cannot separate them.
-Prints the table; with ``--out DIR`` also writes DIR/keras_compare.{json,md,png}
-(the README's figures are benchmarks/results/). See benchmarks/report.py for the row format (``ratio`` = Keras / tinycnn, above 1 when tinycnn is better).
+Prints the header (machine, load, threads) and the table; with ``--out DIR`` also writes
+DIR/keras_compare.{json,md,png} (the README's figures are benchmarks/results/). See benchmarks/report.py for the row format (``ratio`` = Keras / tinycnn, above 1 when tinycnn is better).
 """
 from __future__ import annotations
 
@@ -523,6 +523,7 @@ def main(argv=None) -> None:
     if not backends:
         sys.exit("no usable tinycnn backend")
     rows, header = run(backends, missing, reps, warmup, steps)
+    print(header)
     print(report.markdown_table(rows))
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
