@@ -20,7 +20,9 @@ Everything below runs in one process, tinycnn and Keras samples taken in turn
   5. peak resident memory of training, each side alone in a child process
      (``benchmarks/memory_child.py``), since one process cannot separate them.
 Prints the header (machine, load, threads) and the table; with ``--out DIR`` also writes
-DIR/keras_compare.{json,md,png} (the README's figures are benchmarks/results/). See benchmarks/report.py for the row format (``ratio`` = Keras / tinycnn, above 1 when tinycnn is better).
+DIR/keras_compare.{json,md,png} (the README's figures are benchmarks/results/). See
+benchmarks/report.py for the row format (``ratio`` = Keras / tinycnn, above 1 when tinycnn
+is better).
 """
 from __future__ import annotations
 
@@ -324,9 +326,12 @@ def layer_threads(backend_name: str) -> str:
 
 
 def tensorflow_threads() -> str:
-    """TensorFlow's intra- and inter-op thread pool sizes as configured (0: TensorFlow's default)."""
-    return (f"intra-op {tf.config.threading.get_intra_op_parallelism_threads()}, "
-            f"inter-op {tf.config.threading.get_inter_op_parallelism_threads()}")
+    """TensorFlow's intra- and inter-op thread pool sizes: set through ``tf.config``, else by
+    TF_NUM_INTRAOP_THREADS / TF_NUM_INTEROP_THREADS, else 'default' (TensorFlow's choice)."""
+    intra = tf.config.threading.get_intra_op_parallelism_threads()
+    inter = tf.config.threading.get_inter_op_parallelism_threads()
+    return (f"intra-op {intra or os.environ.get('TF_NUM_INTRAOP_THREADS', 'default')}, "
+            f"inter-op {inter or os.environ.get('TF_NUM_INTEROP_THREADS', 'default')}")
 
 
 # --- 5. memory (child processes) ---------------------------------------------------------
@@ -446,7 +451,8 @@ def restart_with_threads(threads: int) -> None:
 
 def inference_threads_used(rows: list[dict]) -> str:
     """The threads of the rows of section 4b, e.g. 'fused [numba] tinycnn.threads 1; layers
-    [numba] Numba 2, BLAS 1; TensorFlow intra-op 0, inter-op 0' (each distinct value once)."""
+    [numba] Numba 2, BLAS 1; TensorFlow intra-op default, inter-op default' (each distinct
+    value once)."""
     rows = [row for row in rows if "keras_threads" in row]
     pairs = ([(f"{row['name'].rsplit('_', 1)[1]} [{row['backend']}]", row["tinycnn_threads"]) for row in rows]
              + [("TensorFlow", row["keras_threads"]) for row in rows])
@@ -477,7 +483,7 @@ Command: `{command.strip()}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()
 - Threads of the rows infer_<arch>_batch<N>_fused / _layers:
   {inference_threads_used(rows)}
   (the fused model sets BLAS and Numba threads for each call from `tinycnn.threads`, which
-  counts the cores the load average leaves free; TensorFlow 0 = its default).
+  counts the cores the load average leaves free; TensorFlow "default": its own choice).
 - Machine float32 matmul ({MATMUL_SIZE}^3): NumPy {matmul['tinycnn_gflops']:.0f} GFLOP/s,
   TensorFlow {matmul['keras_gflops']:.0f} GFLOP/s; "(x%)" below is a share of the NumPy figure.
 - Each time is the median of {reps} interleaved samples after {warmup} warm-up calls.
