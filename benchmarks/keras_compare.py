@@ -1,4 +1,4 @@
-"""tinycnn against Keras (TensorFlow) on the seed-004 network, on this machine.
+"""tinycnn against Keras (TensorFlow) on the seed-004 network (and vgg_fer inference), on this machine.
 
     python -m benchmarks.keras_compare                    # tinycnn backends numba and numpy
     python -m benchmarks.keras_compare --backend numba --reps 9
@@ -9,15 +9,20 @@
 Everything below runs in one process, tinycnn and Keras samples taken in turn
 (``benchmarks/timing.py``); each number is the median of ``--reps`` samples.
   0. correctness first: each layer gets the same weights on both sides, and its
-     output and gradients must agree within float32 tolerance (so must the model);
+     output and gradients must agree within float32 tolerance (so must the model, and
+     each inference model of step 4 on both paths);
   1. the machine's float32 matmul GFLOP/s (NumPy's BLAS and TensorFlow's);
   2. forward and forward+backward of every seed-004 layer at batch 64;
   3. the seed-004 training step (softmax cross-entropy, Adam 1e-3, batch 64);
-  4. inference: batch-1 latency and batch-256 throughput;
+  4. inference: seed-004's batch-1 latency and batch-256 throughput; then, for seed004 and
+     vgg_fer at batches 1 and 8, the fused model (``tinycnn.fuse``) and the eval-mode
+     layers against the compiled Keras twin (a ``tf.function``), all in turns;
   5. peak resident memory of training, each side alone in a child process
      (``benchmarks/memory_child.py``), since one process cannot separate them.
-Prints the table; with ``--out DIR`` also writes DIR/keras_compare.{json,md,png}
-(the README's figures are benchmarks/results/). See benchmarks/report.py for the row format (``ratio`` = Keras / tinycnn, above 1 when tinycnn is better).
+Prints the header (machine, load, threads) and the table; with ``--out DIR`` also writes
+DIR/keras_compare.{json,md,png} (the README's figures are benchmarks/results/). See
+benchmarks/report.py for the row format (``ratio`` = Keras / tinycnn, above 1 when tinycnn
+is better).
 """
 from __future__ import annotations
 
@@ -36,6 +41,7 @@ from tqdm import tqdm
 
 import tinycnn
 from fer_app.models import build_model
+from fer_app.models.summary import summarize
 from tinycnn import Tensor, backend, nn, no_grad, optim
 from tinycnn import functional as F
 from tinycnn.kernels.blas_threads import blas_threads
@@ -45,8 +51,8 @@ from .keras_twin import (keras, keras_forward, keras_forward_backward, keras_mod
                          keras_train_step, keras_twin_layer, tf, tinycnn_layout, to_nchw, to_nhwc)
 from .layer_cases import (LayerCase, case_input, output_gradient, seed004_layer_cases,
                           tinycnn_forward, tinycnn_forward_backward)
-from .model_steps import (BATCH, CLASSES, IMAGE, tinycnn_inference, tinycnn_train_step,
-                          training_batch)
+from .model_steps import (BATCH, CLASSES, IMAGE, tinycnn_fused_inference, tinycnn_inference,
+                          tinycnn_train_step, training_batch, with_batch_norm_statistics)
 from .timing import interleaved_samples, median
 
 REPO = Path(__file__).resolve().parents[1]
@@ -241,6 +247,93 @@ def bench_inference(models: dict, keras_model, reps: int, warmup: int,
     return rows
 
 
+# --- 4b. inference: fused and layers against compiled Keras ----------------------------------
+INFERENCE_ARCHS, INFERENCE_BATCHES = ("seed004", "vgg_fer"), (1, 8)
+KERAS_COMPILED = "tf.function(model(x, training=False))"
+
+
+@dataclass
+class InferenceModels:
+    """One architecture on both sides with the same weights; each maps
+    (N, 1, 48, 48) images (NHWC for Keras) to logits (N, 7)."""
+    arch: str
+    model: nn.Sequential        # eval mode, random batch-norm statistics
+    fused: dict                 # {tinycnn backend: tinycnn.fuse(model) made on it}
+    keras_model: object         # Keras twin, no softmax
+    flops_per_image: float
+
+
+def inference_models(arch: str, backends: list[str]) -> InferenceModels:
+    """``arch`` (seeded weights, random batch-norm statistics), fused on each backend, and
+    its Keras twin."""
+    backend.use(backends[0])
+    tinycnn.manual_seed(0)
+    model = with_batch_norm_statistics(build_model(arch, CLASSES))
+    fused = {}
+    for name in backends:
+        backend.use(name)
+        fused[name] = tinycnn.fuse(model)
+    return InferenceModels(arch, model, fused, keras_model_like(model, IMAGE, softmax=False),
+                           sum(row.flops for row in summarize(model, IMAGE)))
+
+
+def check_inference(m: InferenceModels, backends: list[str]) -> dict[str, float]:
+    """Relative error of the logits of 8 images, fused and layers on each backend vs Keras
+    (eval mode); asserts each."""
+    x = numpy.random.default_rng(2).standard_normal((8, *IMAGE), dtype=numpy.float32)
+    theirs = numpy.asarray(m.keras_model(to_nhwc(x), training=False))
+    errors = {}
+    for name in backends:
+        backend.use(name)
+        for path, ours in {"fused": m.fused[name](x), "layers": tinycnn_inference(m.model, x)()}.items():
+            key = f"{path} [{name}]"
+            errors[key] = relative_error(ours, theirs)
+            assert errors[key] < TOLERANCE, f"{m.arch} {key} differs from Keras: {errors[key]:.2e}"
+    return errors
+
+
+def bench_fused_inference(m: InferenceModels, batch: int, backends: list[str], reps: int,
+                          warmup: int, matmul_gflops: float) -> list[dict]:
+    """Rows infer_<arch>_batch<N>_fused and _layers per backend, each against the compiled
+    Keras twin; every side sampled in the same turns."""
+    x = numpy.random.default_rng(6).standard_normal((batch, *IMAGE), dtype=numpy.float32)
+    x_tf = tf.constant(to_nhwc(x))
+    compiled = tf.function(lambda inputs: m.keras_model(inputs, training=False))
+    fused_threads: dict[str, set[int]] = {name: set() for name in backends}
+    fns = {}
+    for name in backends:
+        fused = tinycnn_fused_inference(m.fused[name], x, fused_threads[name])
+        fns[("fused", name)] = on_backend(name, fused)
+        fns[("layers", name)] = on_backend(name, tinycnn_inference(m.model, x))
+    fns["keras"] = lambda: compiled(x_tf)
+    samples = interleaved_samples(fns, reps, warmup)
+    threads = {("fused", name): "tinycnn.threads " + ", ".join(map(str, sorted(fused_threads[name])))
+               for name in backends}
+    threads.update({("layers", name): layer_threads(name) for name in backends})
+    return [timing_row(f"infer_{m.arch}_batch{batch}_{path}", "inference", name, samples[(path, name)],
+                       samples["keras"], flops=m.flops_per_image * batch, images=batch,
+                       matmul_gflops=matmul_gflops, keras_api=KERAS_COMPILED,
+                       tinycnn_threads=threads[(path, name)], keras_threads=tensorflow_threads())
+            for path in ("fused", "layers") for name in backends]
+
+
+def layer_threads(backend_name: str) -> str:
+    """Threads of the eval-mode layers: BLAS, and the Numba kernels' on the numba backend."""
+    if backend_name != "numba":
+        return f"BLAS {blas_threads()}"
+    import numba
+    return f"Numba {numba.get_num_threads()}, BLAS {blas_threads()}"
+
+
+def tensorflow_threads() -> str:
+    """TensorFlow's intra- and inter-op thread pool sizes: set through ``tf.config``, else by
+    TF_NUM_INTRAOP_THREADS / TF_NUM_INTEROP_THREADS, else 'default' (TensorFlow's choice)."""
+    intra = tf.config.threading.get_intra_op_parallelism_threads()
+    inter = tf.config.threading.get_inter_op_parallelism_threads()
+    return (f"intra-op {intra or os.environ.get('TF_NUM_INTRAOP_THREADS', 'default')}, "
+            f"inter-op {inter or os.environ.get('TF_NUM_INTEROP_THREADS', 'default')}")
+
+
 # --- 5. memory (child processes) ---------------------------------------------------------
 def bench_memory(backends: list[str], steps: int) -> list[dict]:
     """One child process per side; rows compare each tinycnn backend with Keras."""
@@ -274,6 +367,30 @@ def machine_description() -> str:
     return f"{cpu}, {len(os.sched_getaffinity(0))} usable cores"
 
 
+def check_everything(prepared: list[PreparedCase], pairs: dict, inference: list[InferenceModels],
+                     backends: list[str]) -> float:
+    """Section 0: every layer, the seed-004 model and each inference model against Keras;
+    prints each error, asserts each, returns the worst."""
+    print("correctness: same weights on both sides, relative error (tolerance "
+          f"{TOLERANCE:g}) of output y, input gradient dx and parameter gradients")
+    worst = 0.0
+    for p in prepared:
+        for name in backends:
+            errors = check_case(p, name)
+            worst = max(worst, *errors.values())
+            print(f"  {p.case.name:28s} [{name}] " + "  ".join(f"{k} {v:.1e}" for k, v in errors.items()))
+    for name, (model, twin) in pairs.items():
+        error = check_model(model, twin, name)
+        worst = max(worst, error)
+        print(f"  seed004 model eval softmax [{name}] {error:.1e}")
+    for m in inference:
+        errors = check_inference(m, backends)
+        worst = max(worst, *errors.values())
+        print(f"  {m.arch} eval logits " + "  ".join(f"{k} {v:.1e}" for k, v in errors.items()))
+    print(f"correctness OK: worst relative error {worst:.1e}")
+    return worst
+
+
 def run(backends: list[str], missing: dict[str, str], reps: int, warmup: int,
         memory_steps: int) -> tuple[list[dict], str]:
     """Check correctness, then run every benchmark; (rows, Markdown header)."""
@@ -281,23 +398,10 @@ def run(backends: list[str], missing: dict[str, str], reps: int, warmup: int,
     started = time.time()
     cases = seed004_layer_cases(BATCH)
     flops_per_image = sum(case.forward_flops or 0 for case in cases) / BATCH
-
-    print("correctness: same weights on both sides, relative error (tolerance "
-          f"{TOLERANCE:g}) of output y, input gradient dx and parameter gradients")
     prepared = [prepare_case(case) for case in cases]
-    worst = 0.0
-    for p in prepared:
-        for name in backends:
-            errors = check_case(p, name)
-            worst = max(worst, *errors.values())
-            print(f"  {p.case.name:28s} [{name}] " + "  ".join(f"{k} {v:.1e}" for k, v in errors.items()))
     pairs = {name: build_pair(name) for name in backends}
-    keras_model = pairs[backends[0]][1]
-    for name, (model, twin) in pairs.items():
-        error = check_model(model, twin, name)
-        worst = max(worst, error)
-        print(f"  seed004 model eval softmax [{name}] {error:.1e}")
-    print(f"correctness OK: worst relative error {worst:.1e}")
+    inference = [inference_models(arch, backends) for arch in INFERENCE_ARCHS]
+    worst = check_everything(prepared, pairs, inference, backends)
 
     rows = [bench_matmul(reps, warmup)]
     matmul_gflops = rows[0]["tinycnn_gflops"]
@@ -305,20 +409,24 @@ def run(backends: list[str], missing: dict[str, str], reps: int, warmup: int,
     for p in tqdm(prepared, desc="layers"):
         rows += bench_layer(p, backends, reps, warmup, matmul_gflops)
     models = {name: model for name, (model, _) in pairs.items()}
+    keras_model = pairs[backends[0]][1]
     print("training step ...")
     rows += bench_train_step(models, keras_model, reps, warmup, flops_per_image, matmul_gflops)
     print("inference ...")
     rows += bench_inference(models, keras_model, reps, warmup, flops_per_image, matmul_gflops)
+    for m in inference:
+        for batch in INFERENCE_BATCHES:
+            rows += bench_fused_inference(m, batch, backends, reps, warmup, matmul_gflops)
     print("peak memory (child processes) ...")
     rows += bench_memory(backends, memory_steps)
 
-    header = run_header(backends, missing, reps, warmup, worst, rows[0], load_start,
+    header = run_header(backends, missing, reps, warmup, worst, rows, load_start,
                         time.time() - started)
     return rows, header
 
 
 THREAD_VARIABLES = ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
-                    "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"]
+                    "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "TINYCNN_THREADS"]
 
 
 def thread_settings() -> str:
@@ -341,13 +449,28 @@ def restart_with_threads(threads: int) -> None:
               {**os.environ, **wanted})
 
 
+def inference_threads_used(rows: list[dict]) -> str:
+    """The threads of the rows of section 4b, e.g. 'fused [numba] tinycnn.threads 1; layers
+    [numba] Numba 2, BLAS 1; TensorFlow intra-op default, inter-op default' (each distinct
+    value once)."""
+    rows = [row for row in rows if "keras_threads" in row]
+    pairs = ([(f"{row['name'].rsplit('_', 1)[1]} [{row['backend']}]", row["tinycnn_threads"]) for row in rows]
+             + [("TensorFlow", row["keras_threads"]) for row in rows])
+    used: dict[str, list[str]] = {}
+    for key, value in pairs:
+        if value not in used.setdefault(key, []):
+            used[key].append(value)
+    return "; ".join(f"{key} {' / '.join(values)}" for key, values in used.items())
+
+
 def run_header(backends: list[str], missing: dict[str, str], reps: int, warmup: int, worst: float,
-               matmul: dict, load_start: tuple, seconds: float) -> str:
+               rows: list[dict], load_start: tuple, seconds: float) -> str:
     """The Markdown text above the table: command, machine, versions, method, correctness."""
     import numba
+    matmul = rows[0]
     command = "python -m benchmarks.keras_compare " + " ".join(sys.argv[1:])
     unavailable = "".join(f"\n- tinycnn backend `{name}` unavailable: {why}" for name, why in missing.items())
-    return f"""# tinycnn vs Keras: seed-004 at batch 64
+    return f"""# tinycnn vs Keras: seed-004 at batch 64; seed004 and vgg_fer inference at batches 1 and 8
 
 Command: `{command.strip()}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {seconds / 60:.1f} min)
 
@@ -357,16 +480,24 @@ Command: `{command.strip()}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()
 - Versions: tinycnn {tinycnn.__version__}, NumPy {numpy.__version__}, Numba {numba.__version__},
   TensorFlow {tf.__version__}, Keras {keras.__version__}. tinycnn backends: {', '.join(backends)}.{unavailable}
 - Threads and BLAS: {thread_settings()}.
+- Threads of the rows infer_<arch>_batch<N>_fused / _layers:
+  {inference_threads_used(rows)}
+  (the fused model sets BLAS and Numba threads for each call from `tinycnn.threads`, which
+  counts the cores the load average leaves free; TensorFlow "default": its own choice).
 - Machine float32 matmul ({MATMUL_SIZE}^3): NumPy {matmul['tinycnn_gflops']:.0f} GFLOP/s,
   TensorFlow {matmul['keras_gflops']:.0f} GFLOP/s; "(x%)" below is a share of the NumPy figure.
 - Each time is the median of {reps} interleaved samples after {warmup} warm-up calls.
   Keras layers run as `tf.function`s in training mode; the training step is `model.train_on_batch`;
   batch-1 inference is `model(x)` (and, on its own row, a `tf.function` of it); batch 256 is
-  `model.predict_on_batch`. GFLOP/s are nominal: the FLOPs of a direct convolution / dense layer
-  (fwd+bwd: 3x the forward, for dx and dw) over the time, so an algorithm that multiplies less
-  (Winograd) can pass 100% of the matmul figure.
+  `model.predict_on_batch`. Rows infer_<arch>_batch<N>_fused time `tinycnn.fuse(model)(x)`,
+  rows ..._layers the eval-mode layers without a graph, both against
+  `{KERAS_COMPILED}` of the Keras twin (no softmax: both sides return
+  logits; batch norms with random statistics). GFLOP/s are nominal: the FLOPs of a direct
+  convolution / dense layer (fwd+bwd: 3x the forward, for dx and dw) over the time, so an
+  algorithm that multiplies less (Winograd) can pass 100% of the matmul figure.
 - Correctness checked first: same weights on both sides, worst relative error of any layer's
-  output or gradient, or of the model's output: {worst:.1e} (tolerance {TOLERANCE:g}).
+  output or gradient, or of a model's output (fused and layers paths too): {worst:.1e}
+  (tolerance {TOLERANCE:g}).
 - ratio = Keras / tinycnn (time, or peak MB for memory rows): above 1 means tinycnn is better.
 """
 
@@ -398,12 +529,14 @@ def main(argv=None) -> None:
     if not backends:
         sys.exit("no usable tinycnn backend")
     rows, header = run(backends, missing, reps, warmup, steps)
+    print(header)
     print(report.markdown_table(rows))
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         report.write_json(rows, args.out / "keras_compare.json")
         report.write_markdown(rows, header, args.out / "keras_compare.md")
-        report.write_bar_chart(rows, args.out / "keras_compare.png", "tinycnn vs Keras, seed-004, batch 64")
+        report.write_bar_chart(rows, args.out / "keras_compare.png",
+                               "tinycnn vs Keras: seed-004 at batch 64; fused inference, seed004 and vgg_fer")
         print(f"wrote {args.out}/keras_compare.json, .md, .png")
 
 

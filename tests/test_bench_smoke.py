@@ -1,4 +1,5 @@
-"""Smoke test of benchmarks/: the per-layer timing callables run once on tiny shapes.
+"""Smoke test of benchmarks/: the per-layer and inference timing callables run once on
+tiny shapes.
 
 No time is asserted (speed belongs in ``python -m benchmarks.keras_compare``).
 The Keras comparison part needs TensorFlow (the ``[bench]`` extra) and is
@@ -7,8 +8,10 @@ skipped without it.
 import numpy
 import pytest
 
+import tinycnn
 from benchmarks.layer_cases import (case_input, output_gradient, seed004_layer_cases,
                                     tinycnn_forward, tinycnn_forward_backward)
+from benchmarks.model_steps import tinycnn_fused_inference, tinycnn_inference, with_batch_norm_statistics
 from benchmarks.timing import interleaved_samples
 from tinycnn import backend, nn
 
@@ -58,3 +61,34 @@ def test_keras_twins_compute_the_same_as_tinycnn_on_tiny_shapes():
     model = nn.Sequential(nn.Conv2d(1, 4, 3, padding="same"), nn.BatchNorm2d(4), nn.ReLU(),
                           nn.MaxPool2d(2), nn.Flatten(), nn.Linear(4 * 4 * 4, 3))
     assert check_model(model, keras_model_like(model, (1, 8, 8)), "numpy", image=(1, 8, 8)) < 1e-4
+
+
+def tiny_model() -> nn.Sequential:
+    """(N, 1, 8, 8) -> logits (N, 3), a conv block with batch norm and a dense block with one."""
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding="same"), nn.BatchNorm2d(4), nn.ReLU(),
+                         nn.MaxPool2d(2), nn.Flatten(), nn.Linear(4 * 4 * 4, 5), nn.BatchNorm1d(5),
+                         nn.ReLU(), nn.Linear(5, 3))
+
+
+def test_fused_inference_callable_gives_the_layers_logits_and_records_its_threads():
+    model = with_batch_norm_statistics(tiny_model())
+    assert not model.training
+    assert not numpy.allclose(model[1].running_var, 1.0)      # a batch norm that is not the identity
+    x = numpy.random.default_rng(0).standard_normal((2, 1, 8, 8), dtype=numpy.float32)
+    threads_used = set()
+    fused = tinycnn_fused_inference(tinycnn.fuse(model), x, threads_used)()
+    numpy.testing.assert_allclose(fused, tinycnn_inference(model, x)(), rtol=1e-4, atol=1e-5)
+    assert len(threads_used) == 1 and min(threads_used) >= 1
+
+
+def test_fused_inference_rows_compare_the_same_logits_as_the_keras_twin():
+    pytest.importorskip("tensorflow", reason="TensorFlow not installed (pip install 'tinycnn[bench]')")
+    from benchmarks.keras_compare import (bench_fused_inference, check_inference, inference_models,
+                                          inference_threads_used)
+    models = inference_models("vgg_fer", ["numpy"])
+    errors = check_inference(models, ["numpy"])              # asserts each error < tolerance
+    assert set(errors) == {"fused [numpy]", "layers [numpy]"}
+    rows = bench_fused_inference(models, 1, ["numpy"], reps=1, warmup=1, matmul_gflops=100.0)
+    assert [row["name"] for row in rows] == ["infer_vgg_fer_batch1_fused", "infer_vgg_fer_batch1_layers"]
+    assert all(row["ratio"] > 0 and row["keras_api"].startswith("tf.function") for row in rows)
+    assert inference_threads_used(rows).startswith("fused [numpy] tinycnn.threads ")
