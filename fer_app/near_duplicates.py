@@ -19,7 +19,8 @@ Prints, for Training against itself and PublicTest against Training, how many fa
 have an exact copy and a near-duplicate at several thresholds. With ``--run`` (any
 ``fer_app.train`` run folder) it rebuilds the run's own split, divides its validation
 faces into those with a near-duplicate among its training faces and the rest, and
-scores the run's model on each part (one plain pass).
+scores the run's model on each part (one plain pass). ``--model`` does the same for any
+model file or shipped model on PublicTest against Training.
 """
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ import numpy as np
 
 from .cli import UserError, error_boundary
 from .data import Dataset, find_data, load_dataset, select_split, split_dataset
-from .inference import load_classifier, read_model_file
+from .evaluate import dataset_for
+from .inference import Classifier, load_classifier, read_model_file
 
 THRESHOLDS = (0.9, 0.95, 0.99)
 CHUNK = 2048  # query rows per similarity block: a (2048, N) float32 block
@@ -110,9 +112,20 @@ def data_report(ds: Dataset) -> tuple[list[dict], dict]:
     return rows, {"similarity": test_similarity, "index": test_index}
 
 
+def twin_report(classifier: Classifier, train: Dataset, val: Dataset, threshold: float) -> dict:
+    """The classifier's accuracy (one plain pass) on the ``val`` faces with a
+    near-duplicate (similarity >= threshold) among the ``train`` faces, and on the rest."""
+    similarity, _ = nearest(signatures(val.images), signatures(train.images))
+    twin = similarity >= threshold  # (V,) bool
+    correct = classifier.predict(val.images) == val.labels  # (V,) bool
+    report = {"faces": len(val), "with_twin": int(twin.sum()), "accuracy": float(correct.mean())}
+    for name, part in (("with_twin", twin), ("without_twin", ~twin)):
+        report[f"accuracy_{name}"] = float(correct[part].mean()) if part.any() else float("nan")
+    return report
+
+
 def run_report(run: str, data: str | None, threshold: float) -> dict:
-    """Accuracy of ``run``'s model on its validation faces with and without a
-    near-duplicate (similarity >= threshold) among its own training faces."""
+    """twin_report of ``run``'s model on its own split (rebuilt from its settings)."""
     model_file = os.path.join(run, "model.npz")
     _, metadata = read_model_file(model_file)
     settings = metadata.get("settings")
@@ -122,14 +135,18 @@ def run_report(run: str, data: str | None, threshold: float) -> dict:
                       settings.get("merge_disgust", False))
     train, val = split_dataset(ds, settings.get("val_fraction", 0.2), settings.get("seed", 0),
                                settings.get("val_split", "PublicTest"))
-    similarity, _ = nearest(signatures(val.images), signatures(train.images))
-    twin = similarity >= threshold  # (V,) bool
-    correct = load_classifier(model_file).predict(val.images) == val.labels  # (V,) bool
-    report = {"run": run, "validation": settings.get("val_split", "PublicTest"), "faces": len(val),
-              "with_twin": int(twin.sum()), "accuracy": float(correct.mean())}
-    for name, part in (("with_twin", twin), ("without_twin", ~twin)):
-        report[f"accuracy_{name}"] = float(correct[part].mean()) if part.any() else float("nan")
-    return report
+    validation = settings.get("val_split", "PublicTest")
+    return {"name": run, "validation": validation,
+            **twin_report(load_classifier(model_file), train, val, threshold)}
+
+
+def model_report(model: str, data: str | None, threshold: float) -> dict:
+    """twin_report of any model file or shipped model name on PublicTest against Training."""
+    classifier = load_classifier(model)
+    ds = dataset_for(classifier, find_data(data))
+    return {"name": model, "validation": "PublicTest",
+            **twin_report(classifier, select_split(ds, "Training"), select_split(ds, "PublicTest"),
+                          threshold)}
 
 
 def plot_pairs(ds: Dataset, neighbours: dict, path: str, per_band: int = 6, seed: int = 0) -> None:
@@ -167,8 +184,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", help="FER-2013 CSV with Training and PublicTest rows (default: searched)")
     parser.add_argument("--run", action="append", default=[],
                         help="a fer_app.train run folder to score with and without twins (repeatable)")
+    parser.add_argument("--model", action="append", default=[],
+                        help="a model file or shipped model name to score on PublicTest faces with "
+                             "and without a twin in Training, one plain pass (repeatable)")
     parser.add_argument("--threshold", type=float, default=0.9,
-                        help="similarity of a near-duplicate for --run (default 0.9)")
+                        help="similarity of a near-duplicate for --run and --model (default 0.9)")
     parser.add_argument("--grid", help="write the similarity-band picture grid to this PNG")
     args = parser.parse_args(argv)
     if not -1.0 <= args.threshold <= 1.0:
@@ -179,9 +199,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.grid:
         plot_pairs(ds, neighbours, args.grid)
         print(f"wrote {args.grid}", file=sys.stderr)
-    for run in args.run:
-        r = run_report(run, args.data, args.threshold)
-        print(f"{r['run']}: {r['faces']} validation faces ({r['validation']}), {r['with_twin']} with a "
+    reports = [run_report(run, args.data, args.threshold) for run in args.run]
+    reports += [model_report(model, args.data, args.threshold) for model in args.model]
+    for r in reports:
+        print(f"{r['name']}: {r['faces']} validation faces ({r['validation']}), {r['with_twin']} with a "
               f"near-duplicate (>= {args.threshold}) in its training faces; accuracy "
               f"{r['accuracy']:.4f}: {r['accuracy_with_twin']:.4f} with one, "
               f"{r['accuracy_without_twin']:.4f} without")

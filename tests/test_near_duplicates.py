@@ -1,6 +1,8 @@
 """fer_app.near_duplicates on generated faces: signatures, neighbours, exact copies, reports."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -79,6 +81,8 @@ def test_run_report_splits_validation_faces_by_twin(tmp_path):
     parts = [(n, report[key]) for n, key in ((with_twin, "accuracy_with_twin"),
                                              (without, "accuracy_without_twin")) if n]
     assert report["accuracy"] == pytest.approx(sum(n * acc for n, acc in parts) / report["faces"])
+    on_public_test = nd.model_report(os.path.join(run, "model.npz"), str(data), threshold=0.9)
+    assert on_public_test["validation"] == "PublicTest" and on_public_test["faces"] == 14
 
 
 def test_cli_prints_the_table_and_a_bad_run_is_one_line(tmp_path, capsys):
