@@ -6,6 +6,7 @@ import numpy
 import pytest
 
 import tinycnn
+from benchmarks.model_steps import with_batch_norm_statistics
 from fer_app.models import ARCHITECTURES, build_model
 from fer_app.models.ensemble import Ensemble
 from tests.conftest import CPU_BACKENDS, using_backend
@@ -17,20 +18,6 @@ from tinycnn.kernels import cupy_gpu
 
 BATCH_SIZES = (1, 3, 8)   # numba: im2col below 4 images, Winograd from 4
 RTOL, ATOL = 1e-4, 1e-5
-
-
-def with_statistics(model: nn.Module, seed: int) -> nn.Module:
-    """``model`` in eval mode with random non-trivial batch-norm statistics and affine
-    weights, and random conv/dense biases (so that every fold has something to fold)."""
-    rng = numpy.random.default_rng(seed)
-    for layer in model.modules():
-        if isinstance(layer, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            c = layer.weight.shape[0]
-            layer.running_mean = rng.normal(0, 0.5, c).astype(numpy.float32)
-            layer.running_var = rng.uniform(0.3, 3.0, c).astype(numpy.float32)
-            layer.weight.data = rng.uniform(0.5, 1.5, c).astype(numpy.float32)
-            layer.bias.data = rng.normal(0, 0.3, c).astype(numpy.float32)
-    return model.eval()
 
 
 def faces(n: int, seed: int = 0, size: int = 48) -> numpy.ndarray:
@@ -59,7 +46,7 @@ def every_layer_kind() -> nn.Sequential:
 def test_fused_equals_eval_mode_on_every_architecture(arch, name):
     with using_backend(name):
         tinycnn.manual_seed(1)
-        model = with_statistics(build_model(arch), seed=2)
+        model = with_batch_norm_statistics(build_model(arch), seed=2)
         fused = tinycnn.fuse(model)
         for n in BATCH_SIZES:
             x = faces(n, seed=n)
@@ -71,7 +58,7 @@ def test_fused_equals_eval_mode_on_every_architecture(arch, name):
 def test_fused_equals_eval_mode_on_every_layer_kind(name):
     with using_backend(name):
         tinycnn.manual_seed(3)
-        model = with_statistics(every_layer_kind(), seed=4)
+        model = with_batch_norm_statistics(every_layer_kind(), seed=4)
         fused = tinycnn.fuse(model)
         kinds = [type(step).__name__ for step in fused.steps]
         assert kinds == ["ConvStep", "ConvStep", "KernelStep", "AffineStep", "KernelStep",
@@ -86,7 +73,7 @@ def test_fused_equals_eval_mode_on_every_layer_kind(name):
 def test_fused_ensemble_equals_the_ensemble(name):
     with using_backend(name):
         tinycnn.manual_seed(5)
-        ensemble = with_statistics(Ensemble([build_model("vgg_fer"), build_model("seed004")]), 6)
+        ensemble = with_batch_norm_statistics(Ensemble([build_model("vgg_fer"), build_model("seed004")]), 6)
         fused = ensemble.fuse()
         for n in BATCH_SIZES:
             x = faces(n, seed=10 + n)
@@ -98,7 +85,7 @@ def test_folding_follows_the_formula():
     """w' = w * s, b' = (b - mean) * s + beta with s = gamma / sqrt(var + eps)."""
     with using_backend("numpy"):
         conv = nn.Conv2d(3, 4, 3)
-        bn = with_statistics(nn.Sequential(nn.BatchNorm2d(4)), seed=7)[0]
+        bn = with_batch_norm_statistics(nn.Sequential(nn.BatchNorm2d(4)), seed=7)[0]
         w, b = fold_batch_norm(conv.weight.data, conv.bias.data, bn)
     s = bn.weight.data / numpy.sqrt(bn.running_var + bn.eps)
     numpy.testing.assert_allclose(w, conv.weight.data * s[:, None, None, None], rtol=1e-6)
@@ -109,7 +96,7 @@ def test_folding_follows_the_formula():
 @pytest.mark.parametrize("name", CPU_BACKENDS)
 def test_outputs_are_not_overwritten_by_later_calls_and_the_model_is_untouched(name):
     with using_backend(name):
-        model = with_statistics(build_model("vgg_fer"), seed=8)
+        model = with_batch_norm_statistics(build_model("vgg_fer"), seed=8)
         before = model.state_dict()
         fused = tinycnn.fuse(model)
         first = fused(faces(2, seed=1))
@@ -151,7 +138,7 @@ def device(monkeypatch):
 def test_fused_on_the_cupy_standin_equals_the_numpy_backend(device, arch):
     with using_backend("numpy"):
         tinycnn.manual_seed(9)
-        model = with_statistics(build_model(arch), seed=10)
+        model = with_batch_norm_statistics(build_model(arch), seed=10)
         expected = {n: unfused(model, faces(n, seed=n)) for n in BATCH_SIZES}
     fused = tinycnn.fuse(model.to("cupy"))
     assert fused.backend.name == "cupy"
@@ -164,7 +151,7 @@ def test_fused_on_the_cupy_standin_equals_the_numpy_backend(device, arch):
 def test_fused_ensemble_on_the_cupy_standin(device):
     with using_backend("numpy"):
         tinycnn.manual_seed(11)
-        ensemble = with_statistics(Ensemble([build_model("seed002", 6), build_model("vgg_fer", 6)]), 12)
+        ensemble = with_batch_norm_statistics(Ensemble([build_model("seed002", 6), build_model("vgg_fer", 6)]), 12)
         expected = unfused(ensemble, faces(3))
     fused = ensemble.to("cupy").fuse()
     numpy.testing.assert_allclose(device.xp.asnumpy(fused(faces(3))), expected, rtol=RTOL, atol=ATOL)
@@ -177,7 +164,7 @@ def test_classifier_fused_and_unfused_predict_the_same(name, tmp_path):
     from fer_app.normalize import Normalizer
     with using_backend(name):
         tinycnn.manual_seed(13)
-        network = with_statistics(Ensemble([build_model("vgg_fer"), build_model("seed002")]), 14)
+        network = with_batch_norm_statistics(Ensemble([build_model("vgg_fer"), build_model("seed002")]), 14)
         metadata = {"arch": "ensemble", "num_classes": 7, "class_names": [f"c{k}" for k in range(7)],
                     "normalization": Normalizer("per_image").to_dict(),
                     "members": [{"arch": "vgg_fer"}, {"arch": "seed002"}]}
