@@ -98,6 +98,17 @@ def format_rows(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def format_reports(reports: list[dict], threshold: float) -> str:
+    """A Markdown table of run_report / model_report results."""
+    lines = [f"| model | validation faces | with a twin (>= {threshold:g}) in its training faces | "
+             f"accuracy | on faces with a twin | on the rest |", "|---|---|---|---|---|---|"]
+    for r in reports:
+        lines.append(f"| {r['name']} | {r['faces']} ({r['validation']}) | {r['with_twin']} "
+                     f"({r['with_twin'] / r['faces']:.1%}) | {r['accuracy']:.4f} | "
+                     f"{r['accuracy_with_twin']:.4f} | {r['accuracy_without_twin']:.4f} |")
+    return "\n".join(lines)
+
+
 def data_report(ds: Dataset) -> tuple[list[dict], dict]:
     """Rows for Training vs itself and PublicTest vs Training, and the neighbours found
     ({"similarity", "index"} of each PublicTest face's nearest Training face)."""
@@ -201,11 +212,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {args.grid}", file=sys.stderr)
     reports = [run_report(run, args.data, args.threshold) for run in args.run]
     reports += [model_report(model, args.data, args.threshold) for model in args.model]
-    for r in reports:
-        print(f"{r['name']}: {r['faces']} validation faces ({r['validation']}), {r['with_twin']} with a "
-              f"near-duplicate (>= {args.threshold}) in its training faces; accuracy "
-              f"{r['accuracy']:.4f}: {r['accuracy_with_twin']:.4f} with one, "
-              f"{r['accuracy_without_twin']:.4f} without")
+    if reports:
+        print()
+        print(format_reports(reports, args.threshold))
     return 0
 
 

@@ -83,6 +83,8 @@ def test_run_report_splits_validation_faces_by_twin(tmp_path):
     assert report["accuracy"] == pytest.approx(sum(n * acc for n, acc in parts) / report["faces"])
     on_public_test = nd.model_report(os.path.join(run, "model.npz"), str(data), threshold=0.9)
     assert on_public_test["validation"] == "PublicTest" and on_public_test["faces"] == 14
+    table = nd.format_reports([report, on_public_test], 0.9).splitlines()
+    assert len(table) == 4 and table[3].startswith(f"| {os.path.join(run, 'model.npz')} | 14 (PublicTest) |")
 
 
 def test_cli_prints_the_table_and_a_bad_run_is_one_line(tmp_path, capsys):
