@@ -17,8 +17,8 @@ class_distribution.png (written at the start).
 A run killed at any moment continues with ``--resume`` (same --out) from the last
 finished epoch; the settings saved in last.npz are used unless given again on the
 command line. A loss that turns NaN or infinite, or grows past --divergence-factor
-(default 10) times its start (see loss_limit), stops the run with exit code 1, keeping the last good
-checkpoint.
+(default 10) times its start (see loss_limit), stops the run with exit code 1, keeping
+the last good checkpoint.
 
 Distillation (fer_app/distill.py): ``--teacher MODEL`` trains the network to match a
 teacher model's softened class probabilities as well as the labels; ``--init MODEL``
@@ -66,7 +66,8 @@ from .normalize import Normalizer
 DEFAULTS = {
     "data": None, "arch": DEFAULT_ARCH, "backend": None, "epochs": 30, "batch_size": 64,
     "lr": 1e-3, "classes": None, "merge_disgust": False, "skip_bad": False, "val_fraction": 0.2,
-    "val_split": "PublicTest", "divergence_factor": 10.0, "optimizer": "adam", "weight_decay": 0.0, "momentum": 0.9, "schedule": "cosine",
+    "val_split": "PublicTest", "divergence_factor": 10.0,
+    "optimizer": "adam", "weight_decay": 0.0, "momentum": 0.9, "schedule": "cosine",
     "label_smoothing": 0.0, "mixup": 0.0, "class_weight": "none", "normalize": "per_image",
     "augment": "standard", "flip": None, "shift": None, "rotation": None, "zoom": None,
     "shear": None, "erase": None, "patience": 0, "seed": 0, "limit": None,
@@ -123,7 +124,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help=f"default {d['optimizer']}; rmsprop uses Keras's rule (rho 0.9, eps 1e-7), "
                         f"the optimizer of a Keras model compiled without one")
     p.add_argument("--weight-decay", type=float,
-                   help="L2 (adam, sgd) or decoupled (adamw) weight decay (default 0)")
+                   help="L2 (adam, sgd, rmsprop) or decoupled (adamw) weight decay (default 0)")
     p.add_argument("--momentum", type=float, help=f"SGD Nesterov momentum (default {d['momentum']})")
     p.add_argument("--schedule", choices=("none", "cosine", "onecycle", "step", "plateau"),
                    help=f"learning-rate schedule (default {d['schedule']})")
