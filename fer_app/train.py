@@ -376,8 +376,9 @@ def start_run(args: argparse.Namespace) -> Run:
     return run
 
 
-# What a resumed run cannot change: the model's shape, the optimizer's state, the input.
-FIXED_ON_RESUME = ("arch", "classes", "merge_disgust", "optimizer", "normalize")
+# What a resumed run cannot change: the model's shape, the optimizer's state, the input,
+# the faces that choose the best epoch.
+FIXED_ON_RESUME = ("arch", "classes", "merge_disgust", "optimizer", "normalize", "val_split")
 
 
 def check_resume_options(args: argparse.Namespace, saved: dict, last_path: str) -> None:

@@ -280,6 +280,8 @@ CASES = {
     "train --resume --classes 6": (train.main, RESUME + ["RUN", "--classes", "6"], 2, "--classes"),
     "train --resume --optimizer sgd": (train.main, RESUME + ["RUN", "--optimizer", "sgd"], 2,
                                        "--optimizer"),
+    "train --resume --val-split random": (train.main, RESUME + ["RUN", "--val-split", "random"], 2,
+                                          "--val-split"),
     "train --resume, no checkpoint": (train.main, RESUME + ["ROOT/never"], 1, "no checkpoint"),
     "train into a finished run": (train.main, ["--data", "CSV", "--out", "RUN"], 1, "--resume"),
     "train --epochs 0": (train.main, ["--data", "CSV", "--epochs", "0", "--out", "ROOT/new"], 2,
