@@ -43,3 +43,15 @@ def test_training_resuming_and_predicting_on_the_cupy_path(fake_gpu, tmp_path):
     probabilities = classifier.predict_proba(make_faces(np.arange(7), seed=2), tta=True)
     assert isinstance(probabilities, np.ndarray) and probabilities.shape == (7, 7)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("optimizer", ["rmsprop", "sgd", "adamw"])
+def test_each_optimizer_trains_and_resumes_on_the_cupy_path(fake_gpu, tmp_path, optimizer):
+    """The optimizers other than Adam (above) keep their state on the device and checkpoint it."""
+    data = write_fer_csv(tmp_path / "tiny.csv", {"Training": 14, "PublicTest": 7})
+    out = str(tmp_path / "run")
+    args = ["--data", data, "--arch", "seed002", "--classes", "7", "--backend", "cupy",
+            "--batch-size", "7", "--optimizer", optimizer, "--weight-decay", "0.01", "--out", out]
+    assert train.main([*args, "--epochs", "1"]) == 0
+    assert train.main(["--resume", "--epochs", "2", "--out", out]) == 0
+    assert tinycnn.load(f"{out}/last.npz")[1]["epoch"] == 2
