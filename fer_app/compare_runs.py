@@ -24,7 +24,7 @@ import argparse
 import shutil
 import sys
 
-from . import reproduce
+from . import markdown, reproduce
 from .cli import UserError, error_boundary
 from .data import find_data, select_split
 from .evaluate import dataset_for, evaluate
@@ -84,15 +84,15 @@ def markdown_table(rows: list[dict]) -> str:
     with_tta = "tta_acc" in rows[0]
     header = ["run", "recipe (vs the first row)", "epochs", "training rows", "best epoch",
               "train acc", "val acc", "val macro-F1"] + (["val acc TTA"] if with_tta else []) + ["hours"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    table = []
     for row in rows:
         cells = [row["run"], row["changes"], row["epochs"], str(row["rows"]), str(row["best_epoch"]),
                  f"{row['train_acc']:.3f}", f"{row['val_acc']:.4f}", f"{row['val_macro_f1']:.4f}"]
         if with_tta:
             cells.append(f"{row['tta_acc']:.4f}")
         cells.append(f"{row['hours']:.2f}")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        table.append(cells)
+    return markdown.markdown_table(header, table)
 
 
 @error_boundary

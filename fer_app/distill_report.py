@@ -18,6 +18,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as train/evaluate do (see 
 import argparse
 import sys
 
+from . import markdown
 from .cli import error_boundary, writable_file
 from .data import find_data, select_split
 from .evaluate import dataset_for
@@ -49,13 +50,11 @@ def label(model: str) -> str:
 def markdown_table(rows: list[dict], split: str) -> str:
     header = ["model", "network", "teacher", "parameters", "GFLOPs/face", f"{split} acc (one pass)",
               "acc TTA", "macro-F1 (one pass)", "ms per face"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in rows:
-        teacher = os.path.basename(row["teacher"]) if row["teacher"] else "-"
-        lines.append(f"| {label(row['model'])} | {row['arch']} | {teacher} | {row['parameters']:,} | "
-                     f"{row['gflops']:.3f} | {row['plain']:.4f} | {row['tta']:.4f} | "
-                     f"{row['macro_f1']:.4f} | {row['ms']:.2f} |")
-    return "\n".join(lines)
+    cells = [[label(row["model"]), row["arch"],
+              os.path.basename(row["teacher"]) if row["teacher"] else "-", f"{row['parameters']:,}",
+              f"{row['gflops']:.3f}", f"{row['plain']:.4f}", f"{row['tta']:.4f}",
+              f"{row['macro_f1']:.4f}", f"{row['ms']:.2f}"] for row in rows]
+    return markdown.markdown_table(header, cells)
 
 
 def plot_accuracy_vs_flops(rows: list[dict], path: str, split: str) -> None:

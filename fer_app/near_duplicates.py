@@ -30,6 +30,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as train/evaluate do (see 
 
 import argparse
 import sys
+from collections import Counter
 
 import numpy as np
 
@@ -37,6 +38,7 @@ from .cli import UserError, error_boundary
 from .data import Dataset, find_data, load_dataset, select_split, split_dataset
 from .evaluate import dataset_for
 from .inference import Classifier, load_classifier, read_model_file
+from .markdown import markdown_table
 
 THRESHOLDS = (0.9, 0.95, 0.99)
 CHUNK = 2048  # query rows per similarity block: a (2048, N) float32 block
@@ -71,9 +73,7 @@ def exact_copies(queries: np.ndarray, pool: np.ndarray | None = None) -> np.ndar
     with no pool, elsewhere among the queries themselves."""
     keys = [image.tobytes() for image in queries]
     if pool is None:
-        counts: dict[bytes, int] = {}
-        for key in keys:
-            counts[key] = counts.get(key, 0) + 1
+        counts = Counter(keys)
         return np.array([counts[key] > 1 for key in keys], dtype=bool)
     pool_keys = {image.tobytes() for image in pool}
     return np.array([key in pool_keys for key in keys], dtype=bool)
@@ -90,23 +90,19 @@ def duplicate_row(name: str, exact: np.ndarray, similarity: np.ndarray) -> dict:
 def format_rows(rows: list[dict]) -> str:
     """A Markdown table of duplicate_row results, with shares of the faces."""
     keys = list(rows[0])
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    for row in rows:
-        cells = [str(row["comparison"]), str(row["faces"])]
-        cells += [f"{row[key]} ({row[key] / row['faces']:.1%})" for key in keys[2:]]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    cells = [[str(row["comparison"]), str(row["faces"])]
+             + [f"{row[key]} ({row[key] / row['faces']:.1%})" for key in keys[2:]] for row in rows]
+    return markdown_table(keys, cells)
 
 
 def format_reports(reports: list[dict], threshold: float) -> str:
     """A Markdown table of run_report / model_report results."""
-    lines = [f"| model | validation faces | with a twin (>= {threshold:g}) in its training faces | "
-             f"accuracy | on faces with a twin | on the rest |", "|---|---|---|---|---|---|"]
-    for r in reports:
-        lines.append(f"| {r['name']} | {r['faces']} ({r['validation']}) | {r['with_twin']} "
-                     f"({r['with_twin'] / r['faces']:.1%}) | {r['accuracy']:.4f} | "
-                     f"{r['accuracy_with_twin']:.4f} | {r['accuracy_without_twin']:.4f} |")
-    return "\n".join(lines)
+    header = ["model", "validation faces", f"with a twin (>= {threshold:g}) in its training faces",
+              "accuracy", "on faces with a twin", "on the rest"]
+    cells = [[r["name"], f"{r['faces']} ({r['validation']})",
+              f"{r['with_twin']} ({r['with_twin'] / r['faces']:.1%})", f"{r['accuracy']:.4f}",
+              f"{r['accuracy_with_twin']:.4f}", f"{r['accuracy_without_twin']:.4f}"] for r in reports]
+    return markdown_table(header, cells)
 
 
 def data_report(ds: Dataset) -> tuple[list[dict], dict]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 
+from . import markdown
 from .cli import UserError
 from .data import find_data, select_split
 from .evaluate import dataset_for, evaluate
@@ -74,11 +75,8 @@ def markdown_table(pairs: list[dict]) -> str:
               "its recipe: validated on", "best epoch; epochs run", "val acc", "PublicTest", "train acc",
               "our recipe: validated on", "best epoch; epochs run", "val acc", "PublicTest", "train acc",
               "parameters", "MFLOPs", "hours (its / ours)"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for pair in pairs:
-        cells = [f"{pair['arch']} ({pair['classes']} classes)", pair["claim"],
-                 *run_cells(pair["own"]), *run_cells(pair["ours"]),
-                 f"{pair['parameters']:,}", f"{pair['mflops']:.0f}",
-                 f"{pair['own']['hours']:.2f} / {pair['ours']['hours']:.2f}"]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    rows = [[f"{pair['arch']} ({pair['classes']} classes)", pair["claim"],
+             *run_cells(pair["own"]), *run_cells(pair["ours"]),
+             f"{pair['parameters']:,}", f"{pair['mflops']:.0f}",
+             f"{pair['own']['hours']:.2f} / {pair['ours']['hours']:.2f}"] for pair in pairs]
+    return markdown.markdown_table(header, rows)
