@@ -63,6 +63,12 @@ def test_missing_and_unexpected_keys_are_errors():
         model.load_state_dict({**state, "extra": numpy.zeros(1)})
 
 
+def assert_state_unchanged(model, before: dict) -> None:
+    """Every array of ``model.state_dict()`` is bit for bit the one in ``before``."""
+    for name, after in model.state_dict().items():
+        assert after.tobytes() == before[name].tobytes(), name
+
+
 def test_a_late_shape_error_leaves_every_parameter_untouched():
     tinycnn.manual_seed(0)
     model = small_model(classes=3)
@@ -72,8 +78,7 @@ def test_a_late_shape_error_leaves_every_parameter_untouched():
     other["9.bias"] = numpy.zeros(7, numpy.float32)  # ...but the last layer, checked last
     with pytest.raises(ValueError, match=r"'9\.bias'"):
         model.load_state_dict(other)
-    for name, after in model.state_dict().items():
-        assert after.tobytes() == before[name].tobytes(), name
+    assert_state_unchanged(model, before)
 
 
 def test_a_dtype_that_cannot_be_cast_is_refused_before_any_copy():
@@ -83,8 +88,7 @@ def test_a_dtype_that_cannot_be_cast_is_refused_before_any_copy():
     state["9.weight"] = numpy.full(before["9.weight"].shape, "x")   # strings, not weights
     with pytest.raises(ValueError, match=r"'9\.weight'.*dtype"):
         model.load_state_dict(state)
-    for name, after in model.state_dict().items():
-        assert after.tobytes() == before[name].tobytes(), name
+    assert_state_unchanged(model, before)
 
 
 def test_loaded_state_is_copied_not_shared():
