@@ -200,14 +200,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not -1.0 <= args.threshold <= 1.0:
         parser.error(f"--threshold must be in [-1, 1], got {args.threshold}")
+    # The runs and models first: a bad one stops the command before the long data report.
+    reports = [run_report(run, args.data, args.threshold) for run in args.run]
+    reports += [model_report(model, args.data, args.threshold) for model in args.model]
     ds = load_dataset(find_data(args.data), classes=7)
     rows, neighbours = data_report(ds)
     print(format_rows(rows))
     if args.grid:
         plot_pairs(ds, neighbours, args.grid)
         print(f"wrote {args.grid}", file=sys.stderr)
-    reports = [run_report(run, args.data, args.threshold) for run in args.run]
-    reports += [model_report(model, args.data, args.threshold) for model in args.model]
     if reports:
         print()
         print(format_reports(reports, args.threshold))

@@ -93,5 +93,8 @@ def test_cli_prints_the_table_and_a_bad_run_is_one_line(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| Training faces with a copy elsewhere in Training | 21 |" in out
     assert (tmp_path / "grid.png").stat().st_size > 0
-    assert nd.main(["--data", str(data), "--run", str(tmp_path / "missing")]) == 1
-    assert "missing" in capsys.readouterr().err
+    assert nd.main(["--data", str(data), "--run", str(tmp_path / "missing"),
+                    "--grid", str(tmp_path / "not_written.png")]) == 1
+    captured = capsys.readouterr()
+    assert "missing" in captured.err and captured.out == ""   # stopped before the data report
+    assert not (tmp_path / "not_written.png").exists()
