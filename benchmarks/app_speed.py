@@ -10,7 +10,7 @@ Measures, on the same frames:
      frame), split into detection (grey + face search) and classification (crops +
      one forward pass for all faces of the frame), for every model (``--model``,
      repeatable) and every variant (``--variants``) BACKEND:MIN_FACE_SIZE:SEARCH, where
-     SEARCH is how faces are found (fer_app/faces.py, fer_app/tracking.py):
+     SEARCH is how faces are found (fer_app/recognition/faces.py, fer_app/recognition/tracking.py):
        full   the Haar cascade on the whole frame at full resolution, every frame
        scaled the whole frame shrunk by 24 / MIN_FACE_SIZE, every frame (photos)
        track  scaled, whole frames every ``--detect-every``-th frame and only around
@@ -56,12 +56,12 @@ from threadpoolctl import threadpool_info
 from tqdm import tqdm
 
 import tinycnn
-from fer_app.data import find_data
-from fer_app.faces import FaceDetector, crop_faces, to_grey
-from fer_app.inference import NAMED_MODELS
-from fer_app.recognizer import EmotionRecognizer
-from fer_app.scenes import drifting_scenes, iou, paste_faces, read_fer_faces
-from fer_app.tracking import FaceTracker
+from fer_app.data.load import find_data
+from fer_app.recognition.faces import FaceDetector, crop_faces, to_grey
+from fer_app.recognition.inference import NAMED_MODELS
+from fer_app.recognition.recognizer import EmotionRecognizer
+from fer_app.recognition.scenes import drifting_scenes, iou, paste_faces, read_fer_faces
+from fer_app.recognition.tracking import FaceTracker
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SIZE = (480, 640)                                    # (H, W) of the video frames
@@ -95,7 +95,7 @@ def face_finder(min_face_size: int, search: str, detect_every: int):
 def drifting_video(faces: numpy.ndarray, places, side: int, frames: int, folder: str,
                    name: str) -> numpy.ndarray:
     """Write an mp4v 640x480 video of ``faces`` drifting +-8 px around ``places``
-    (fer_app.scenes.drifting_scenes) and read it back: (T, 480, 640, 3) BGR uint8
+    (fer_app.recognition.scenes.drifting_scenes) and read it back: (T, 480, 640, 3) BGR uint8
     frames as OpenCV decodes them."""
     path = os.path.join(folder, f"{name}.mp4")
     writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), 30, SIZE[::-1])

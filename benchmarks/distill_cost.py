@@ -2,7 +2,7 @@
 
     python -m benchmarks.distill_cost --teacher default --student vgg_fer --batch-size 64
 
-fer_app/distill.py caches the teacher's outputs once per training image instead of running
+fer_app/training/distill.py caches the teacher's outputs once per training image instead of running
 the teacher on every augmented batch; this measures why. It alternates, --repeats times,
 one teacher forward pass (eval mode, no graph) and one student training step (forward,
 backward, Adam step) on the same random batch, and prints the medians, their ratio, and the
@@ -20,8 +20,8 @@ import time
 import numpy as np
 
 import tinycnn
-from fer_app.inference import default_backend_name, load_classifier
 from fer_app.models import ARCHITECTURES, build_model
+from fer_app.recognition.inference import default_backend_name, load_classifier
 from tinycnn import backend as backends
 from tinycnn import functional as F
 from tinycnn import optim

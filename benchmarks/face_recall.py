@@ -4,8 +4,8 @@
     python benchmarks/face_recall.py --faces 400 --min-face-size 40 --sizes 40,48,64,80,100,160
 
 Each of ``--faces`` FER-2013 PublicTest faces is pasted at each size at a random place
-of a 640x480 background (fer_app/scenes.py) and searched for with FaceDetector
-(fer_app/faces.py) twice: on the frame shrunk by 24 / min_face_size (the default) and on
+of a 640x480 background (fer_app/recognition/scenes.py) and searched for with FaceDetector
+(fer_app/recognition/faces.py) twice: on the frame shrunk by 24 / min_face_size (the default) and on
 the full-resolution frame (``downscale=False``). A face counts as found when a box
 overlaps it with IoU > 0.5; other boxes count as false. Prints a Markdown table.
 """
@@ -18,9 +18,9 @@ import time
 import numpy
 from tqdm import tqdm
 
-from fer_app.data import find_data
-from fer_app.faces import FaceDetector
-from fer_app.scenes import iou, paste_faces, read_fer_faces
+from fer_app.data.load import find_data
+from fer_app.recognition.faces import FaceDetector
+from fer_app.recognition.scenes import iou, paste_faces, read_fer_faces
 
 SIZE = (480, 640)  # (H, W) of the pictures
 

@@ -31,7 +31,7 @@ import urllib.request
 import numpy
 from PIL import Image
 
-from fer_app.scenes import background
+from fer_app.recognition.scenes import background
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOST = "127.0.0.1"

@@ -5,6 +5,6 @@ def __getattr__(name: str):
     """``fer_app.EmotionRecognizer`` is imported on first use: it needs OpenCV (the [app]
     extra), which training and evaluation do not."""
     if name == "EmotionRecognizer":
-        from .recognizer import EmotionRecognizer
+        from .recognition.recognizer import EmotionRecognizer
         return EmotionRecognizer
     raise AttributeError(f"module 'fer_app' has no attribute {name!r}")

@@ -11,7 +11,7 @@ accuracy with test-time augmentation (``--tta``, evaluated here) and the hours s
 ``--figures DIR`` copies each run's curves.png and confusion_matrix.png to
 DIR/RUN_curves.png and DIR/RUN_confusion_matrix.png (for the README's docs/ folders).
 
-``--reproduce`` prints instead the seed projects' reproduction table (fer_app/reproduce.py)
+``--reproduce`` prints instead the seed projects' reproduction table (fer_app/training/reproduce.py)
 from runs given in pairs: each seed architecture with its own recipe, then with ours.
 """
 from __future__ import annotations
@@ -24,12 +24,12 @@ import argparse
 import shutil
 import sys
 
-from . import markdown, reproduce
 from .cli import UserError, error_boundary
-from .data import find_data, select_split
+from .data.load import find_data, select_split
 from .evaluate import dataset_for, evaluate
-from .inference import ModelFileError, load_classifier, read_model_file
 from .model_card import NOT_RECIPE, read_history, training_hours
+from .recognition.inference import ModelFileError, load_classifier, read_model_file
+from .training import markdown, reproduce
 
 
 def recipe_changes(settings: dict, reference: dict) -> str:

@@ -18,12 +18,12 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as train/evaluate do (see 
 import argparse
 import sys
 
-from . import markdown
 from .cli import error_boundary, writable_file
-from .data import find_data, select_split
+from .data.load import find_data, select_split
 from .evaluate import dataset_for
-from .inference import load_classifier
 from .model_card import gflops, ms_per_face, plain_and_tta_reports
+from .recognition.inference import load_classifier
+from .training import markdown
 
 
 def model_row(model: str, data: str, split: str, repeats: int) -> dict:

@@ -23,7 +23,7 @@ import numpy as np
 import tinycnn
 
 from .cli import error_boundary, writable_file
-from .inference import ModelFileError, loaded_network, model_path, read_model_file
+from .recognition.inference import ModelFileError, loaded_network, model_path, read_model_file
 
 
 def as_stored(array: np.ndarray, float16: bool) -> np.ndarray:

@@ -30,11 +30,11 @@ from tqdm import tqdm
 
 from tinycnn import backend as backends
 
-from . import plots
 from .cli import error_boundary, writable_folder
-from .data import DataError, Dataset, choose_classes, find_data, load_dataset, select_split
-from .inference import BATCH_SIZE, Classifier, load_classifier
-from .metrics import classification_report, format_report
+from .data.load import DataError, Dataset, choose_classes, find_data, load_dataset, select_split
+from .recognition.inference import BATCH_SIZE, Classifier, load_classifier
+from .training import plots
+from .training.metrics import classification_report, format_report
 
 
 def dataset_for(classifier: Classifier, path: str, skip_bad: bool = False) -> Dataset:

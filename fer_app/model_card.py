@@ -35,17 +35,17 @@ import numpy as np
 
 from tinycnn import backend as backends
 
-from . import plots
 from .cli import UsageError, UserError, error_boundary, writable_folder
-from .data import Dataset, find_data, select_split
+from .data.load import Dataset, find_data, select_split
 from .ensemble import choose_within_budget, combine
 from .evaluate import dataset_for
-from .inference import (NAMED_MODELS, Classifier, ModelFileError, build_network, load_classifier,
-                        read_model_file)
-from .metrics import classification_report
 from .models.ensemble import Ensemble
 from .models.summary import summarize
+from .recognition.inference import (NAMED_MODELS, Classifier, ModelFileError, build_network,
+                                    load_classifier, read_model_file)
 from .train import DEFAULTS
+from .training import plots
+from .training.metrics import classification_report
 
 # What each shipped model is for, as the card's heading says it.
 PURPOSE = {"default": "the most accurate: still pictures (`predict`, `evaluate`, the Python API)",
@@ -182,7 +182,7 @@ def card_markdown(card: dict) -> str:
         f"| n | {plain['n']} |",
         "",
         "Training (each network's epoch with the best PublicTest accuracy was kept; `--teacher`: "
-        "distilled from that model, `fer_app/distill.py`):",
+        "distilled from that model, `fer_app/training/distill.py`):",
         "",
         "| run | command | epochs run / chosen | hours | images/s (median) | its own accuracy |",
         "|---|---|---|---|---|---|",

@@ -35,10 +35,10 @@ from collections import Counter
 import numpy as np
 
 from .cli import UserError, error_boundary
-from .data import Dataset, find_data, load_dataset, select_split, split_dataset
+from .data.load import Dataset, find_data, load_dataset, select_split, split_dataset
 from .evaluate import dataset_for
-from .inference import Classifier, load_classifier, read_model_file
-from .markdown import markdown_table
+from .recognition.inference import Classifier, load_classifier, read_model_file
+from .training.markdown import markdown_table
 
 THRESHOLDS = (0.9, 0.95, 0.99)
 CHUNK = 2048  # query rows per similarity block: a (2048, N) float32 block

@@ -22,8 +22,8 @@ from PIL import Image
 from tinycnn import backend as backends
 
 from .cli import UsageError, error_boundary, writable_folder
-from .draw import annotate
-from .recognizer import EmotionRecognizer, read_image
+from .recognition.draw import annotate
+from .recognition.recognizer import EmotionRecognizer, read_image
 
 MAX_MARGIN = 1.0  # a face box may grow to 3 times its side, no more (the crop is padded in memory)
 

@@ -64,10 +64,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tinycnn.backend import BackendError
 
-from .faces import to_grey
-from .inference import ModelFileError
 from .predict import add_recognizer_arguments, build_recognizer
-from .recognizer import EmotionRecognizer, pil_to_array
+from .recognition.faces import to_grey
+from .recognition.inference import ModelFileError
+from .recognition.recognizer import EmotionRecognizer, pil_to_array
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 MULTIPART_OVERHEAD = 64 * 1024  # bytes of form headers allowed on top of the file itself

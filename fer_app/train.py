@@ -20,7 +20,7 @@ command line. A loss that turns NaN or infinite, or grows past --divergence-fact
 (default 10) times its start (see loss_limit), stops the run with exit code 1, keeping
 the last good checkpoint.
 
-Distillation (fer_app/distill.py): ``--teacher MODEL`` trains the network to match a
+Distillation (fer_app/training/distill.py): ``--teacher MODEL`` trains the network to match a
 teacher model's softened class probabilities as well as the labels; ``--init MODEL``
 starts from a trained model's weights instead of a random initialization.
 """
@@ -46,20 +46,21 @@ from tqdm import tqdm
 
 import tinycnn
 from tinycnn import backend as backends
-from tinycnn import distributed, nn, optim
+from tinycnn import distributed
 from tinycnn import functional as F
+from tinycnn import nn, optim
 
-from . import distributed_train, plots
-from .augment import AugmentConfig, augment_batch
-from .checkpoint import (CheckpointError, load_training_state, read_checkpoint,
-                         remove_stale_temporaries, save_training_state)
 from .cli import UsageError, UserError, error_boundary
-from .data import Dataset, find_data, load_dataset, split_dataset
-from .distill import distillation_loss, teacher_outputs
-from .inference import Classifier, default_backend_name, model_path, read_model_file
-from .metrics import classification_report, format_report
+from .data.augment import AugmentConfig, augment_batch
+from .data.load import Dataset, find_data, load_dataset, split_dataset
+from .data.normalize import Normalizer
 from .models import ARCHITECTURES, DEFAULT_ARCH, build_model
-from .normalize import Normalizer
+from .recognition.inference import Classifier, default_backend_name, model_path, read_model_file
+from .training import distributed_train, plots
+from .training.checkpoint import (CheckpointError, load_training_state, read_checkpoint,
+                                  remove_stale_temporaries, save_training_state)
+from .training.distill import distillation_loss, teacher_outputs
+from .training.metrics import classification_report, format_report
 
 # Every setting with its default. Command-line options default to None so that on
 # --resume only the options given again replace the saved ones.
@@ -156,7 +157,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--init", help="start from this model file's weights (same --arch and classes; "
                    "'default'/'fast' name a shipped model) instead of a random initialization")
     p.add_argument("--teacher", help="distill from this model file or shipped model name "
-                   "('default', 'fast'; ensembles too): see fer_app/distill.py")
+                   "('default', 'fast'; ensembles too): see fer_app/training/distill.py")
     p.add_argument("--distill-alpha", type=float,
                    help=f"weight a of the teacher term, in [0, 1] (default {d['distill_alpha']})")
     p.add_argument("--distill-temperature", type=float,
@@ -524,7 +525,7 @@ def train_epoch(run: Run, epoch: int) -> dict:
 
 def batch_loss(run: Run, logits: tinycnn.Tensor, targets: np.ndarray, rows: np.ndarray) -> tinycnn.Tensor:
     """Cross-entropy with the targets, plus the teacher's term with --teacher
-    (fer_app/distill.py). logits (B, K); rows (B,) index the training set."""
+    (fer_app/training/distill.py). logits (B, K); rows (B,) index the training set."""
     smoothing = run.settings["label_smoothing"]
     if run.teacher_log_probs is None:
         return F.softmax_cross_entropy(logits, targets, smoothing, run.class_weight)

@@ -7,7 +7,7 @@ Every K-th frame (``--every``) goes through the recognizer (faces found and
 classified in one pass); frames in between reuse the last faces, which keeps the
 output smooth on a slow CPU. Of the frames that go through it, every N-th
 (``--detect-every``, default 5) is searched whole for faces and the others only
-around the last faces (fer_app/tracking.py; a face lost there makes that frame be
+around the last faces (fer_app/recognition/tracking.py; a face lost there makes that frame be
 searched whole at once); ``--detect-every 1`` searches every frame whole.
 Writes, when asked:
   --output  the video with boxes, labels, probability bars and frames/s drawn on it (mp4v)
@@ -37,9 +37,9 @@ from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from .cli import UserError, error_boundary, writable_file
-from .draw import annotate, emotion_color
 from .predict import add_recognizer_arguments, build_recognizer, check_recognizer_options
-from .recognizer import EmotionRecognizer
+from .recognition.draw import annotate, emotion_color
+from .recognition.recognizer import EmotionRecognizer
 
 
 class Timeline:

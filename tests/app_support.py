@@ -14,12 +14,12 @@ import numpy
 import pytest
 
 import tinycnn
-from fer_app.data import EMOTIONS, DataError, find_data
-from fer_app.faces import FaceDetector
-from fer_app.inference import DEFAULT_MODEL
+from fer_app.data.load import EMOTIONS, DataError, find_data
+from fer_app.data.normalize import Normalizer
 from fer_app.models import DEFAULT_ARCH, build_model
-from fer_app.normalize import Normalizer
-from fer_app.scenes import iou, paste_faces, read_fer_faces
+from fer_app.recognition.faces import FaceDetector
+from fer_app.recognition.inference import DEFAULT_MODEL
+from fer_app.recognition.scenes import iou, paste_faces, read_fer_faces
 
 SIDE = 160  # pixels: FER faces are blown up to this size in test pictures
 

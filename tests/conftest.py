@@ -9,7 +9,7 @@ import numpy
 import pytest
 
 import tinycnn
-from fer_app import data_cache
+from fer_app.data import data_cache
 from tinycnn import backend
 
 
@@ -52,7 +52,7 @@ def using_backend(name: str):
 def private_data_cache(tmp_path_factory):
     """Parsed-data caches go to a temporary folder (also for CLI subprocesses, through the
     environment), never beside the data: the suite must not write 76 MB next to a shared
-    FER-2013 file (fer_app/data_cache.py)."""
+    FER-2013 file (fer_app/data/data_cache.py)."""
     folder = tmp_path_factory.mktemp("fer_app_cache")
     previous = os.environ.get(data_cache.CACHE_DIR_VARIABLE)
     os.environ[data_cache.CACHE_DIR_VARIABLE] = str(folder)

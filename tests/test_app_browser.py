@@ -20,10 +20,10 @@ import numpy
 import pytest
 from PIL import Image
 
-from fer_app.data import EMOTIONS
-from fer_app.draw import EMOTION_COLORS
-from fer_app.inference import DEFAULT_MODEL
-from fer_app.scenes import iou
+from fer_app.data.load import EMOTIONS
+from fer_app.recognition.draw import EMOTION_COLORS
+from fer_app.recognition.inference import DEFAULT_MODEL
+from fer_app.recognition.scenes import iou
 from tests.app_support import findable_faces, random_model_file, scene_with_faces
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not "

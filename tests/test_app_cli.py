@@ -10,11 +10,11 @@ import pytest
 from PIL import Image
 
 from fer_app import predict, video
-from fer_app.data import EMOTIONS
-from fer_app.recognizer import EmotionRecognizer
-from fer_app.scenes import background
+from fer_app.data.load import EMOTIONS
+from fer_app.recognition.recognizer import EmotionRecognizer
+from fer_app.recognition.scenes import background
 from tests.app_support import (findable_faces, matched_boxes, probabilities_of, random_model_file,
-                                scene_with_faces)
+                               scene_with_faces)
 
 
 @pytest.fixture(scope="module")

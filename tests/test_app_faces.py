@@ -1,12 +1,13 @@
-"""Face finding and cropping (fer_app/faces.py) on real FER-2013 faces pasted into pictures."""
+"""Face finding and cropping (fer_app/recognition/faces.py) on real FER-2013 faces pasted into pictures."""
 from __future__ import annotations
 
 import cv2
 import numpy
 import pytest
 
-from fer_app.faces import FaceDetector, cascade_path, crop_face, crop_faces, grown_box, to_grey
-from fer_app.scenes import background, iou, paste_faces
+from fer_app.recognition.faces import (FaceDetector, cascade_path, crop_face, crop_faces, grown_box,
+                                       to_grey)
+from fer_app.recognition.scenes import background, iou, paste_faces
 from tests.app_support import SIDE, findable_faces, matched_boxes, scene_with_faces
 
 

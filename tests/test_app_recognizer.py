@@ -1,4 +1,4 @@
-"""EmotionRecognizer (fer_app/recognizer.py): every input kind, JSON output, batching, labels."""
+"""EmotionRecognizer (fer_app/recognition/recognizer.py): every input kind, JSON output, batching, labels."""
 from __future__ import annotations
 
 import json
@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 
 from fer_app import EmotionRecognizer
-from fer_app.data import EMOTIONS
-from fer_app.faces import crop_faces
-from fer_app.scenes import background, iou
+from fer_app.data.load import EMOTIONS
+from fer_app.recognition.faces import crop_faces
+from fer_app.recognition.scenes import background, iou
 from tests.app_support import (findable_faces, matched_boxes, probabilities_of, public_test_faces,
                                random_model_file, scene_with_faces, shipped_model_or_skip)
 

@@ -7,8 +7,8 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from fer_app.data import EMOTIONS
-from fer_app.recognizer import EmotionRecognizer
+from fer_app.data.load import EMOTIONS
+from fer_app.recognition.recognizer import EmotionRecognizer
 from fer_app.serve import create_app
 from tests.app_support import findable_faces, matched_boxes, random_model_file, scene_with_faces
 

@@ -27,13 +27,15 @@ import pytest
 from PIL import Image
 
 import tinycnn
-from fer_app import (compare_runs, data, data_cache, distill_report, ensemble, evaluate, model_card,
-                     predict, train, video)
+from fer_app import (compare_runs, distill_report, ensemble, evaluate, model_card, predict, train,
+                     video)
 from fer_app.cli import UsageError, error_boundary
-from fer_app.data import EMOTIONS
+from fer_app.data import data_cache
+from fer_app.data import load as data
+from fer_app.data.load import EMOTIONS
+from fer_app.data.normalize import Normalizer
 from fer_app.models import __main__ as models_cli
 from fer_app.models import build_model
-from fer_app.normalize import Normalizer
 from tests.train_samples import train_tiny_run, write_fer_csv
 from tinycnn import backend as backends
 

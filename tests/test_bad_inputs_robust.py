@@ -18,12 +18,14 @@ import pytest
 from PIL import Image
 
 import tinycnn
-from fer_app import data_cache, evaluate, pictures, train
-from fer_app.checkpoint import remove_stale_temporaries
-from fer_app.dataset import EMOTIONS, DataError
-from fer_app.image_folder import read_image_folder
+from fer_app import evaluate, train
+from fer_app.data import data_cache
+from fer_app.data.dataset import EMOTIONS, DataError
+from fer_app.data.image_folder import read_image_folder
+from fer_app.data.normalize import Normalizer
 from fer_app.models import build_model
-from fer_app.normalize import Normalizer
+from fer_app.recognition import pictures
+from fer_app.training.checkpoint import remove_stale_temporaries
 from tests.train_samples import make_faces, train_tiny_run, write_fer_csv
 from tinycnn import backend
 from tinycnn.kernels import numba_cache
@@ -72,8 +74,8 @@ def test_high_depth_pil_pictures_read_like_their_8bit_twin(mode):
 
 
 def test_a_16bit_png_file_finds_the_same_faces_as_the_8bit_one(tmp_path):
-    from fer_app.faces import FaceDetector, to_grey
-    from fer_app.recognizer import load_grey
+    from fer_app.recognition.faces import FaceDetector, to_grey
+    from fer_app.recognition.recognizer import load_grey
     from tests.app_support import findable_faces, scene_with_faces
     scene, _ = scene_with_faces(findable_faces(1)[0])  # (H, W) uint8 grey with one face
     Image.fromarray(scene.astype(np.uint16) * 257).save(tmp_path / "deep.png")
@@ -102,7 +104,7 @@ def test_a_bomb_is_refused_from_its_header(tmp_path, side):
     path.write_bytes(bomb_png(side, side))
     with pytest.raises(pictures.PictureError, match="too large"):
         pictures.read_image(str(path))
-    from fer_app.recognizer import load_grey
+    from fer_app.recognition.recognizer import load_grey
     with pytest.raises(pictures.PictureError, match="too large"):  # an opened PIL image (API)
         load_grey(Image.open(io.BytesIO(bomb_png(7_000, 7_000))))
 
@@ -340,7 +342,7 @@ def test_evaluate_shows_progress_and_says_where_the_figure_goes(tmp_path, capsys
 
 
 def test_evaluate_in_batches_predicts_what_one_call_predicts(tmp_path):
-    from fer_app.inference import BATCH_SIZE, Classifier
+    from fer_app.recognition.inference import BATCH_SIZE, Classifier
     from tinycnn import nn
     tinycnn.manual_seed(0)
     network = nn.Sequential(nn.Flatten(), nn.Linear(48 * 48, 7))  # cheap: 10 TTA views of 300 faces

@@ -23,8 +23,8 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image, ImageFile
 
-from fer_app.data import EMOTIONS
-from fer_app.inference import DEFAULT_MODEL
+from fer_app.data.load import EMOTIONS
+from fer_app.recognition.inference import DEFAULT_MODEL
 from fer_app.serve import MULTIPART_OVERHEAD, create_app, main, served_hosts
 from tests.app_support import random_model_file
 

@@ -6,10 +6,10 @@ import os
 from pathlib import Path
 
 from fer_app import compare_runs
-from fer_app.data import select_split
+from fer_app.data.load import select_split
 from fer_app.evaluate import dataset_for, evaluate
-from fer_app.inference import load_classifier
 from fer_app.models import build_model
+from fer_app.recognition.inference import load_classifier
 from tests.train_samples import train_tiny_run, write_fer_csv
 
 

@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from fer_app.augment import (AugmentConfig, augment_batch, inverse_matrices, random_affine,
-                             save_augmentation_grid, warp_affine)
+from fer_app.data.augment import (AugmentConfig, augment_batch, inverse_matrices, random_affine,
+                                  save_augmentation_grid, warp_affine)
 
 
 def faces(n=8, seed=0):

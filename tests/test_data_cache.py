@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer_app import data_cache, fer_csv, image_folder
-from fer_app.data import load_dataset
+from fer_app.data import data_cache, fer_csv, image_folder
+from fer_app.data.load import load_dataset
 
 
 def write_csv(path, n=8, seed=0):

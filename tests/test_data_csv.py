@@ -4,8 +4,9 @@ import gzip
 import numpy as np
 import pytest
 
-from fer_app.data import EMOTIONS, DataError, load_dataset
-from fer_app.fer_csv import NON_NUMERIC, OK, OUT_OF_RANGE, WRONG_COUNT, parse_pixel_row, parse_pixels
+from fer_app.data.fer_csv import (NON_NUMERIC, OK, OUT_OF_RANGE, WRONG_COUNT, parse_pixel_row,
+                                  parse_pixels)
+from fer_app.data.load import EMOTIONS, DataError, load_dataset
 
 
 def random_faces(n, seed=0):

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer_app.data import EMOTIONS, DataError, load_dataset
-from fer_app.image_folder import read_face
+from fer_app.data.image_folder import read_face
+from fer_app.data.load import EMOTIONS, DataError, load_dataset
 
 
 def save_face(path, seed, size=(48, 48), mode="L"):

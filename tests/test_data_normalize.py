@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from fer_app.normalize import Normalizer
+from fer_app.data.normalize import Normalizer
 
 
 def faces(n=6, seed=0):

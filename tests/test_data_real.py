@@ -4,7 +4,7 @@ import os
 import numpy as np
 import pytest
 
-from fer_app.data import EMOTIONS, load_dataset, select_split, split_dataset
+from fer_app.data.load import EMOTIONS, load_dataset, select_split, split_dataset
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REAL_DATA = os.path.join(REPO, "..", "shared", "data", "fer2013", "fer2013.csv.gz")

@@ -4,9 +4,9 @@ import os
 import numpy as np
 import pytest
 
-from fer_app import data
-from fer_app.data import (EMOTIONS, DataError, Dataset, choose_classes, find_data, select_split,
-                          split_dataset)
+from fer_app.data import load as data
+from fer_app.data.load import (EMOTIONS, DataError, Dataset, choose_classes, find_data,
+                               select_split, split_dataset)
 
 
 def make_dataset(counts, usage=None, seed=0):

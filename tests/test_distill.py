@@ -9,16 +9,17 @@ import pytest
 
 import tinycnn
 from fer_app import train
-from fer_app.data import EMOTIONS
-from fer_app.distill import distillation_loss, teacher_outputs
+from fer_app.data.load import EMOTIONS
+from fer_app.data.normalize import Normalizer
 from fer_app.ensemble import combine, extract_member
-from fer_app.inference import load_classifier
 from fer_app.models import build_model
-from fer_app.normalize import Normalizer
+from fer_app.recognition.inference import load_classifier
+from fer_app.training.distill import distillation_loss, teacher_outputs
 from tests.gradcheck import check_gradients
 from tests.train_samples import make_faces, write_fer_csv
-from tinycnn import Tensor, nn, optim
+from tinycnn import Tensor
 from tinycnn import functional as F
+from tinycnn import nn, optim
 
 FAST = ["--arch", "seed002", "--classes", "7", "--batch-size", "16", "--backend", "numpy",
         "--augment", "light", "--epochs", "1"]
@@ -205,7 +206,7 @@ def test_an_ensemble_member_is_written_out_alone(tmp_path):
 
 def test_distill_report_scores_each_model_and_draws_the_plot(tmp_path, capsys):
     from fer_app import distill_report
-    from fer_app.data import select_split
+    from fer_app.data.load import select_split
     from fer_app.evaluate import dataset_for, evaluate
     data = write_fer_csv(tmp_path / "tiny.csv", {"Training": 21, "PublicTest": 14})
     models = [save_model(tmp_path / "a.npz", "seed002", seed=0),

@@ -166,7 +166,7 @@ def rank_process(mark: str, rank: int) -> int:
 
 @needs_mpi
 def test_an_error_on_one_rank_ends_the_others_waiting_in_a_collective():
-    program = ("from fer_app import distributed_train\n"
+    program = ("from fer_app.training import distributed_train\n"
                "from tinycnn import distributed\n"
                "distributed_train.start(True)\n"
                "if distributed.rank() == 1:\n"

@@ -8,8 +8,8 @@ import pytest
 
 import tinycnn
 from fer_app import ensemble, evaluate
-from fer_app.inference import ModelFileError, load_classifier
 from fer_app.models.ensemble import Ensemble
+from fer_app.recognition.inference import ModelFileError, load_classifier
 from tests.conftest import using_backend
 from tests.train_samples import make_faces, train_tiny_run, write_fer_csv
 

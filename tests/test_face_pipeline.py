@@ -1,5 +1,5 @@
 """The fast face pipeline: the shrunk whole-frame search against the full-resolution one,
-local searches (FaceDetector.find_in), the video tracker (fer_app/tracking.py) against a
+local searches (FaceDetector.find_in), the video tracker (fer_app/recognition/tracking.py) against a
 whole-frame search on every frame, and the speed benchmark's plumbing."""
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import numpy
 import pytest
 
 from fer_app import video
-from fer_app.faces import CASCADE_WINDOW, FaceDetector
-from fer_app.recognizer import EmotionRecognizer
-from fer_app.scenes import background, drifting_scenes, iou, paste_faces
-from fer_app.tracking import FaceTracker
+from fer_app.recognition.faces import CASCADE_WINDOW, FaceDetector
+from fer_app.recognition.recognizer import EmotionRecognizer
+from fer_app.recognition.scenes import background, drifting_scenes, iou, paste_faces
+from fer_app.recognition.tracking import FaceTracker
 from tests.app_support import findable_faces, random_model_file, scene_with_faces
 
 FOUR_PLACES = [(70, 50), (390, 50), (70, 270), (390, 270)]  # as benchmarks/app_speed.py

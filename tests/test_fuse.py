@@ -160,8 +160,8 @@ def test_fused_ensemble_on_the_cupy_standin(device):
 # --- fer_app's Classifier runs the fused network by default ---------------------------------
 @pytest.mark.parametrize("name", CPU_BACKENDS)
 def test_classifier_fused_and_unfused_predict_the_same(name, tmp_path):
-    from fer_app.inference import Classifier, load_classifier
-    from fer_app.normalize import Normalizer
+    from fer_app.data.normalize import Normalizer
+    from fer_app.recognition.inference import Classifier, load_classifier
     with using_backend(name):
         tinycnn.manual_seed(13)
         network = with_batch_norm_statistics(Ensemble([build_model("vgg_fer"), build_model("seed002")]), 14)

@@ -7,11 +7,10 @@ import os
 import pytest
 
 import tinycnn
-
 from fer_app import ensemble, model_card, train
+from fer_app.data.load import select_split
 from fer_app.evaluate import dataset_for, evaluate
-from fer_app.inference import ModelFileError, load_classifier
-from fer_app.data import select_split
+from fer_app.recognition.inference import ModelFileError, load_classifier
 from tests.train_samples import train_tiny_run, write_fer_csv
 
 

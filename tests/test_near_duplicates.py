@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from fer_app import near_duplicates as nd
-from fer_app.data import EMOTIONS, Dataset
+from fer_app.data.load import EMOTIONS, Dataset
 from tests.train_samples import train_tiny_run, write_fer_csv
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from fer_app import predict, serve, video
-from fer_app.inference import load_classifier
 from fer_app.model_card import FAST_MAX_GFLOPS, gflops
 from fer_app.models.ensemble import Ensemble
-from fer_app.recognizer import EmotionRecognizer
+from fer_app.recognition.inference import load_classifier
+from fer_app.recognition.recognizer import EmotionRecognizer
 
 
 class Built(Exception):

@@ -16,10 +16,10 @@ from PIL import Image
 
 import tinycnn
 from fer_app import evaluate, train
-from fer_app.inference import load_classifier
-from fer_app.metrics import classification_report
+from fer_app.data.normalize import Normalizer
 from fer_app.models import build_model
-from fer_app.normalize import Normalizer
+from fer_app.recognition.inference import load_classifier
+from fer_app.training.metrics import classification_report
 from tests.train_samples import make_faces, write_fer_csv
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -8,7 +8,7 @@ import pytest
 
 import tinycnn
 from fer_app import train
-from fer_app.inference import load_classifier
+from fer_app.recognition.inference import load_classifier
 from tests.fake_cupy import make_fake_cupy
 from tests.train_samples import make_faces, write_fer_csv
 from tinycnn import backend

@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 
 import tinycnn
-from fer_app.inference import TTA_SHIFT, Classifier, ModelFileError, load_classifier, tta_views
+from fer_app.data.normalize import Normalizer
 from fer_app.models import build_model
-from fer_app.normalize import Normalizer
+from fer_app.recognition.inference import (TTA_SHIFT, Classifier, ModelFileError, load_classifier,
+                                           tta_views)
 
 
 def test_tta_views_are_the_faces_their_mirrors_and_shifts():

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fer_app.metrics import accuracy, classification_report, confusion_matrix, per_class_scores
+from fer_app.training.metrics import (accuracy, classification_report, confusion_matrix,
+                                      per_class_scores)
 
 # 3 classes, 8 rows:
 # true 0 0 0 1 1 2 2 2

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from fer_app.data import load_dataset, select_split
+from fer_app.data.load import load_dataset, select_split
 from fer_app.models import DEFAULT_ARCH
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fer_app.data import EMOTIONS
+from fer_app.data.load import EMOTIONS
 
 
 def make_faces(labels: np.ndarray, seed: int) -> np.ndarray:

@@ -19,7 +19,7 @@ map is kept (flattened, not averaged) because where a feature sits on a face
 ``vgg_fer_wide`` is the same network with every layer 1.5 times as wide
 (48, 96x2, 192x2, 384x2, Dense 384): about 3.9M parameters and 0.44 GFLOPs.
 ``vgg_fer_small`` is half as wide (16, 32x2, 64x2, 128x2, Dense 128): about 0.44M
-parameters and 0.05 GFLOPs, a student for distillation (fer_app/distill.py).
+parameters and 0.05 GFLOPs, a student for distillation (fer_app/training/distill.py).
 """
 from __future__ import annotations
 

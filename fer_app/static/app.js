@@ -3,7 +3,7 @@
 // and list the faces in #detections. No libraries, no external requests.
 "use strict";
 
-const COLORS = {  // same colours as fer_app/draw.py
+const COLORS = {  // same colours as fer_app/recognition/draw.py
   angry: "rgb(230,60,50)", disgust: "rgb(120,170,40)", fear: "rgb(150,90,200)",
   happy: "rgb(250,200,30)", sad: "rgb(60,120,230)", surprise: "rgb(250,130,40)",
   neutral: "rgb(170,170,170)",

@@ -43,8 +43,8 @@ import tinycnn
 from tinycnn import Tensor
 from tinycnn import functional as F
 
-from .cli import UserError
-from .inference import Classifier, load_classifier, model_path
+from ..cli import UserError
+from ..recognition.inference import Classifier, load_classifier, model_path
 
 CACHE_VERSION = 1
 CHUNK = 256  # faces per teacher forward pass

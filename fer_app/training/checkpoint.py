@@ -25,7 +25,7 @@ import numpy as np
 import tinycnn
 from tinycnn import nn
 
-from .cli import UserError
+from ..cli import UserError
 
 MODEL_PREFIX = "model/"
 OPTIMIZER_PREFIX = "optimizer/"

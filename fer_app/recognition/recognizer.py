@@ -45,7 +45,7 @@ class EmotionRecognizer:
     margin: each face box grows by this fraction of its side on every side before
         it is cut out. 0.0 by default: on real FER-2013 faces pasted into larger
         pictures, the Haar box has the size of the FER crop (median ratio 1.03), so
-        the bare box is what the network saw in training (see fer_app/faces.py).
+        the bare box is what the network saw in training (see fer_app/recognition/faces.py).
     tta: average the network's output over test-time augmentation (10 passes:
         better for photos, too slow for live video).
     fused: run the network's fused inference form (``tinycnn.fuse``, the default);

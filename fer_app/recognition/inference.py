@@ -19,13 +19,13 @@ import tinycnn
 from tinycnn import backend as backends
 from tinycnn import nn
 
-from .checkpoint import MODEL_PREFIX
-from .cli import UserError
-from .models import ARCHITECTURES, build_model
-from .models.ensemble import Ensemble
-from .normalize import Normalizer
+from ..cli import UserError
+from ..data.normalize import Normalizer
+from ..models import ARCHITECTURES, build_model
+from ..models.ensemble import Ensemble
+from ..training.checkpoint import MODEL_PREFIX
 
-WEIGHTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
+WEIGHTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "weights")
 # The shipped models by name: "default" the most accurate (still pictures), "fast" one small
 # network (live video, camera and the web page).
 NAMED_MODELS = {"default": os.path.join(WEIGHTS, "default.npz"),

@@ -5,9 +5,9 @@
     test = select_split(ds, "PublicTest")
 
 Sources: the canonical CSV (``emotion,pixels,Usage``, plain or ``.gz``; see
-:mod:`fer_app.fer_csv`) or an image-folder root (``<root>/train/<class>/*.jpg``;
-see :mod:`fer_app.image_folder`, which maps train -> "Training" and
-test/validation -> "PublicTest"). Parsed data is cached (:mod:`fer_app.data_cache`).
+:mod:`fer_app.data.fer_csv`) or an image-folder root (``<root>/train/<class>/*.jpg``;
+see :mod:`fer_app.data.image_folder`, which maps train -> "Training" and
+test/validation -> "PublicTest"). Parsed data is cached (:mod:`fer_app.data.data_cache`).
 
 ``python -m fer_app.data --data PATH [--grid augment.png]`` prints the class
 counts per split and can write a grid of augmented samples.
@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from .cli import error_boundary, writable_file
+from ..cli import error_boundary, writable_file
 from .data_cache import load_cached
 from .dataset import EMOTIONS, DataError, Dataset
 from .fer_csv import read_fer_csv
@@ -33,7 +33,7 @@ __all__ = ["EMOTIONS", "DataError", "Dataset", "load_dataset", "choose_classes",
 SEARCH_PATHS = ["fer2013.csv", "fer2013.csv.gz", "data/fer2013.csv", "data/fer2013.csv.gz",
                 "data/fer2013/fer2013.csv", "data/fer2013/fer2013.csv.gz", "data",
                 "../shared/data/fer2013/fer2013.csv.gz", "../shared/data/fer2013/fer2013.csv"]
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def load_dataset(path: str, classes: int = 7, merge_disgust: bool = False,

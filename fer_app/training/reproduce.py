@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import os
 
+from ..cli import UserError
+from ..data.load import find_data, select_split
+from ..evaluate import dataset_for, evaluate
+from ..models import build_model
+from ..models.summary import summarize
+from ..recognition.inference import load_classifier
 from . import markdown
-from .cli import UserError
-from .data import find_data, select_split
-from .evaluate import dataset_for, evaluate
-from .inference import load_classifier
-from .models import build_model
-from .models.summary import summarize
 
 # What each seed project's write-up says it reached (see issue 16 and the README).
 CLAIMS = {

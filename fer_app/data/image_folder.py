@@ -25,8 +25,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
+from ..recognition.pictures import open_image, to_8bit
 from .dataset import EMOTIONS, IMAGE_SIZE, DataError, Dataset
-from .pictures import open_image, to_8bit
 
 TRAIN_FOLDERS = ("train", "training")
 HELD_OUT_FOLDERS = ("test", "validation", "val")
