@@ -15,7 +15,7 @@ from tests.gradcheck import check_gradients  # noqa: E402
 import tinycnn  # noqa: E402
 from tinycnn import nn  # noqa: E402
 from tinycnn import functional as F  # noqa: E402
-from tinycnn.kernels import numba_cpu, reference, winograd  # noqa: E402
+from tinycnn.kernels import numba_cpu, numba_inference, reference, winograd  # noqa: E402
 from tinycnn.kernels.blas_threads import blas_threads, set_blas_threads  # noqa: E402
 from tinycnn.tensor import Tensor  # noqa: E402
 
@@ -77,6 +77,34 @@ def test_conv2d_matches_reference(rng, dtype, x_shape, w_shape, stride, pad, pat
     grads_ref = reference.conv2d_backward(dy, x, w, saved_ref, stride, pad)
     for grad, grad_ref in zip(grads, grads_ref):
         assert_close(grad, grad_ref, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("x_shape, w_shape, stride, pad, path", CONV_CASES)
+@pytest.mark.parametrize("relu, pool", [(False, False), (True, True)])
+@pytest.mark.parametrize("images", [1, 3])
+def test_inference_conv_matches_reference(rng, dtype, x_shape, w_shape, stride, pad, path, relu,
+                                          pool, images):
+    """numba_inference.conv2d_inference (channels-last Winograd wherever winograd.fits, at
+    any batch size; im2col elsewhere) against the reference conv + bias + ReLU + 2x2 pool."""
+    x = rng.standard_normal((images,) + x_shape[1:]).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    b = rng.standard_normal(w_shape[0]).astype(dtype)
+    expected = reference.conv2d_inference(x, reference.prepare_conv2d(w, b, stride, pad), relu, pool)
+    prepared = numba_inference.prepare_conv2d(w, b, stride, pad)
+    assert_close(numba_inference.conv2d_inference(x, prepared, relu, pool), expected, dtype)
+
+
+def test_inference_winograd_chunks_and_tasks_cover_every_tile(rng, monkeypatch):
+    """Images split into several chunks (a tiny chunk budget), each chunk's tiles into
+    parallel tasks: every output of a 5x5 F(4x4) layer with cropped edge tiles is right."""
+    monkeypatch.setattr(winograd, "CHUNK_BYTES", 1)           # one image per chunk
+    x = rng.standard_normal((3, 4, 9, 7))
+    w, b = rng.standard_normal((3, 4, 5, 5)), rng.standard_normal(3)
+    expected = reference.conv2d_inference(x, reference.prepare_conv2d(w, b, (1, 1), (2, 2)), True, False)
+    prepared = numba_inference.prepare_conv2d(w, b, (1, 1), (2, 2))
+    assert winograd.fits(w.shape, (1, 1), (2, 2)) and winograd.plan(x.shape, w.shape, (2, 2))[-1] == 1
+    assert_close(numba_inference.conv2d_inference(x, prepared, True, False), expected, np.float64)
 
 
 @pytest.mark.parametrize("x_shape, w_shape, stride, pad, path",

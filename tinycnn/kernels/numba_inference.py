@@ -4,22 +4,30 @@ One call computes  y = maxpool_2x2(relu(conv(x, w) + b))  (ReLU and pooling opti
 as ``reference.conv2d_inference`` does, with three savings for a layer called again and again:
 
 - the weights are prepared once: the (O, C*KH*KW) matrix that im2col multiplies, and the
-  Winograd-domain U = G w G^T for each tile size in use (made on first use, then kept);
+  Winograd-domain U = G w G^T (alpha^2, C, O) for each tile size in use (made on first use);
 - the scratch arrays (im2col columns, Winograd tiles, the matrix product) are kept per
   input shape and reused, so a call allocates only its output;
 - bias, ReLU and the 2x2 max-pool are one pass (:func:`finish`) that reads the product
   once and writes the (pooled) output in NCHW order.
 
-Batches of 4 images and more take the Winograd path when it applies (as in training:
-``winograd.applies``), smaller ones im2col and one BLAS product, whose (O, N*OH*OW) result
-needs no reordering beyond the one :func:`finish` does anyway.
+Layers that Winograd fits (``winograd.fits``: stride 1, 3x3 or 5x5, 4 channels or more) take
+it at every batch size, with the transforms running over channels
+(``winograd_channels_last.py``). With images innermost, as training's ``winograd.py`` has
+them, one to eight faces make one to eight vector lanes, and im2col was faster below 4
+images. Timed layer by layer on one thread (vgg_fer's and seed004's convolutions): for
+one face 1.4-2.8x faster than im2col, except seed004's 512-to-512 layer on a 6x6 map
+(0.87-0.94x: four tiles, and its Winograd weights are 2.8x the kernel's to read); for 8
+faces 1.4-2.1x faster than images-innermost Winograd.
+Other layers (the first, with one input channel) take im2col and one BLAS product, whose
+(O, N*OH*OW) result needs no reordering beyond the one :func:`finish` does anyway.
 """
 from __future__ import annotations
 
+import numba
 import numpy
 from numba import prange
 
-from . import numba_im2col, winograd
+from . import numba_im2col, winograd, winograd_channels_last
 from .numba_cache import cached_njit
 from .reference import output_size
 
@@ -60,14 +68,14 @@ class PreparedConv:
         self.bias = numpy.zeros(o, w.dtype) if b is None else numpy.ascontiguousarray(b)
         self.no_bias = numpy.zeros(o, w.dtype)
         self.stride, self.pad = tuple(stride), tuple(pad)
-        self.winograd = {}     # tile size m -> (U (alpha^2, O, C), AT, BT)
+        self.winograd = {}     # tile size m -> (U (alpha^2, C, O), AT, BT)
         self.scratch = {}      # (path, chunk shape) -> tuple of arrays
 
     def winograd_weights(self, m: int):
         """(U, AT, BT) for output tiles of m x m, transformed on first use."""
         if m not in self.winograd:
             at, _, bt = winograd.matrices(m, self.w.shape[2], self.w.dtype)
-            self.winograd[m] = (winograd.transformed_weights(self.w, m), at, bt)
+            self.winograd[m] = (winograd_channels_last.transformed_weights(self.w, m), at, bt)
         return self.winograd[m]
 
     def buffers(self, key, *shapes):
@@ -88,7 +96,7 @@ def conv2d_inference(x, prepared: PreparedConv, relu: bool, pool: bool):
     """x (N, C, H, W) -> maxpool_2x2(relu(conv(x, w) + b)): (N, O, OH, OW), halved with ``pool``."""
     x = numpy.ascontiguousarray(x)
     p = prepared
-    if winograd.applies(x.shape, p.w.shape, p.stride, p.pad):
+    if winograd.fits(p.w.shape, p.stride, p.pad):
         return _winograd_conv(x, p, relu, pool)
     return _im2col_conv(x, p, relu, pool)
 
@@ -118,8 +126,8 @@ def _im2col_conv(x, p: PreparedConv, relu, pool):
 
 
 def _winograd_conv(x, p: PreparedConv, relu, pool):
-    """Per chunk of images: V = BT d BT^T per tile, M = U @ V, y = AT M AT^T + b per tile;
-    then finish (ReLU, pooling) unless neither is asked for."""
+    """Per chunk of images: V = BT d BT^T per tile (channels last), M = V @ U,
+    y = AT M AT^T + b per tile; then finish (ReLU, pooling) unless neither is asked for."""
     n, c = x.shape[:2]
     o = p.w.shape[0]
     m, oh, ow, th, tw, chunk = winograd.plan(x.shape, p.w.shape, p.pad)
@@ -128,14 +136,16 @@ def _winograd_conv(x, p: PreparedConv, relu, pool):
     out = _output(n, o, oh, ow, pool, x.dtype)
     for start in range(0, n, chunk):
         part = x[start:start + chunk]
-        tiles = th * tw * part.shape[0]
-        v, products, y = p.buffers(("winograd", part.shape), (alpha2, c, tiles), (alpha2, o, tiles),
+        tiles = part.shape[0] * th * tw
+        tasks = winograd_channels_last.chunks(tiles, numba.get_num_threads())
+        v, products, y = p.buffers(("winograd", part.shape), (alpha2, tiles, c), (alpha2, tiles, o),
                                    (part.shape[0], o, oh, ow))
-        winograd.to_tiles(part, bt, m, p.pad[0], p.pad[1], th, tw, v)
-        numpy.matmul(u, v, out=products)
+        winograd_channels_last.to_tiles(part, bt, m, p.pad[0], p.pad[1], th, tw, tasks, v)
+        numpy.matmul(v, u, out=products)
         if not (relu or pool):
-            winograd.from_tiles(products, at, m, th, tw, 0, 0, p.bias, out[start:start + chunk])
+            winograd_channels_last.from_tiles(products, at, m, th, tw, p.bias, tasks,
+                                              out[start:start + chunk])
             continue
-        winograd.from_tiles(products, at, m, th, tw, 0, 0, p.no_bias, y)
+        winograd_channels_last.from_tiles(products, at, m, th, tw, p.no_bias, tasks, y)
         finish(y.transpose(1, 0, 2, 3), p.bias, relu, pool, out[start:start + chunk])
     return out

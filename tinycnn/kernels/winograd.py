@@ -41,12 +41,16 @@ CHUNK_BYTES = 96 * 2 ** 20          # budget for one chunk's M (alpha^2, O, T) a
 
 
 def applies(x_shape, w_shape, stride, pad) -> bool:
-    """Winograd path: stride 1, square 3x3 or 5x5 kernel, padding below the kernel size,
-    at least 4 input channels and 4 images (the transforms are vector operations over
-    images: with fewer, im2col is as fast; measured on seed-004 inference)."""
+    """Winograd path: a layer that :func:`fits` and at least 4 images (the transforms are
+    vector operations over images: with fewer, im2col is as fast; measured on seed-004)."""
+    return fits(w_shape, stride, pad) and x_shape[0] >= MIN_IMAGES
+
+
+def fits(w_shape, stride, pad) -> bool:
+    """Stride 1, a square 3x3 or 5x5 kernel, padding below the kernel size, at least 4
+    input channels."""
     o, c, kh, kw = w_shape
-    return (stride == (1, 1) and kh == kw and kh in (3, 5) and max(pad) < kh
-            and c >= 4 and x_shape[0] >= MIN_IMAGES)
+    return stride == (1, 1) and kh == kw and kh in (3, 5) and max(pad) < kh and c >= 4
 
 
 def tile_size(r: int, oh: int, ow: int) -> int:
