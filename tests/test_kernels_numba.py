@@ -81,7 +81,7 @@ def test_conv2d_matches_reference(rng, dtype, x_shape, w_shape, stride, pad, pat
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("x_shape, w_shape, stride, pad, path", CONV_CASES)
-@pytest.mark.parametrize("relu, pool", [(False, False), (True, True)])
+@pytest.mark.parametrize("relu, pool", [(False, False), (True, False), (False, True), (True, True)])
 @pytest.mark.parametrize("images", [1, 3])
 def test_inference_conv_matches_reference(rng, dtype, x_shape, w_shape, stride, pad, path, relu,
                                           pool, images):

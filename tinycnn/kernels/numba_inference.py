@@ -7,8 +7,9 @@ as ``reference.conv2d_inference`` does, with three savings for a layer called ag
   Winograd-domain U = G w G^T (alpha^2, C, O) for each tile size in use (made on first use);
 - the scratch arrays (im2col columns, Winograd tiles, the matrix product) are kept per
   input shape and reused, so a call allocates only its output;
-- bias, ReLU and the 2x2 max-pool are one pass (:func:`finish`) that reads the product
-  once and writes the (pooled) output in NCHW order.
+- bias, ReLU and the 2x2 max-pool are one pass that reads the product once and writes the
+  (pooled) output in NCHW order: :func:`finish` after im2col, the Winograd output transform
+  itself otherwise (``winograd_channels_last.from_tiles``).
 
 Layers that Winograd fits (``winograd.fits``: stride 1, 3x3 or 5x5, 4 channels or more) take
 it at every batch size, with the transforms running over channels
@@ -33,6 +34,7 @@ from .reference import output_size
 
 CHUNK_BYTES = 32 * 2 ** 20   # im2col path: columns + product of one chunk of images
 KEPT_SHAPES = 4              # scratch arrays are kept for this many input shapes per layer
+PARALLEL_OUTPUTS = 2 ** 17    # smaller layers run on one thread (conv2d_inference)
 
 
 @cached_njit(parallel=True)
@@ -93,12 +95,26 @@ def prepare_conv2d(w, b, stride, pad) -> PreparedConv:
 
 
 def conv2d_inference(x, prepared: PreparedConv, relu: bool, pool: bool):
-    """x (N, C, H, W) -> maxpool_2x2(relu(conv(x, w) + b)): (N, O, OH, OW), halved with ``pool``."""
+    """x (N, C, H, W) -> maxpool_2x2(relu(conv(x, w) + b)): (N, O, OH, OW), halved with ``pool``.
+
+    A layer with fewer than PARALLEL_OUTPUTS output values runs its kernels on the calling
+    thread alone: waking Numba's sleeping OpenMP threads for a parallel loop cost 60-90 us
+    here (they sleep between kernels: see ``numba_cpu.py``), more than splitting such a
+    layer saves. Larger layers use every Numba thread the caller allows.
+    """
     x = numpy.ascontiguousarray(x)
     p = prepared
-    if winograd.fits(p.w.shape, p.stride, p.pad):
-        return _winograd_conv(x, p, relu, pool)
-    return _im2col_conv(x, p, relu, pool)
+    threads = numba.get_num_threads()
+    oh = output_size(x.shape[2], p.w.shape[2], p.stride[0], p.pad[0])
+    ow = output_size(x.shape[3], p.w.shape[3], p.stride[1], p.pad[1])
+    if x.shape[0] * p.w.shape[0] * oh * ow < PARALLEL_OUTPUTS:
+        numba.set_num_threads(1)
+    try:
+        if winograd.fits(p.w.shape, p.stride, p.pad):
+            return _winograd_conv(x, p, relu, pool)
+        return _im2col_conv(x, p, relu, pool)
+    finally:
+        numba.set_num_threads(threads)
 
 
 def _output(n, o, oh, ow, pool, dtype):
@@ -126,8 +142,9 @@ def _im2col_conv(x, p: PreparedConv, relu, pool):
 
 
 def _winograd_conv(x, p: PreparedConv, relu, pool):
-    """Per chunk of images: V = BT d BT^T per tile (channels last), M = V @ U,
-    y = AT M AT^T + b per tile; then finish (ReLU, pooling) unless neither is asked for."""
+    """Per chunk of images: V = BT d BT^T per tile (channels last), M = V @ U, then
+    AT M AT^T + b per tile with ReLU and pooling; a pooled layer with odd tiles (m = 3)
+    goes through y and finish instead, as a 2x2 window there can cross two tiles."""
     n, c = x.shape[:2]
     o = p.w.shape[0]
     m, oh, ow, th, tw, chunk = winograd.plan(x.shape, p.w.shape, p.pad)
@@ -142,10 +159,10 @@ def _winograd_conv(x, p: PreparedConv, relu, pool):
                                    (part.shape[0], o, oh, ow))
         winograd_channels_last.to_tiles(part, bt, m, p.pad[0], p.pad[1], th, tw, tasks, v)
         numpy.matmul(v, u, out=products)
-        if not (relu or pool):
-            winograd_channels_last.from_tiles(products, at, m, th, tw, p.bias, tasks,
+        if m % 2 == 0 or not pool:       # bias, ReLU and pooling in the transform's output pass
+            winograd_channels_last.from_tiles(products, at, m, th, tw, p.bias, relu, pool, tasks,
                                               out[start:start + chunk])
             continue
-        winograd_channels_last.from_tiles(products, at, m, th, tw, p.no_bias, tasks, y)
+        winograd_channels_last.from_tiles(products, at, m, th, tw, p.no_bias, False, False, tasks, y)
         finish(y.transpose(1, 0, 2, 3), p.bias, relu, pool, out[start:start + chunk])
     return out

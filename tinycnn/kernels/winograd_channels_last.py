@@ -77,17 +77,20 @@ def to_tiles(planes, bt, m, pad_h, pad_w, th, tw, chunks, out):
 
 
 @cached_njit(parallel=True, fastmath={"reassoc", "contract"})
-def from_tiles(products, at, m, th, tw, bias, chunks, out):
-    """out[n, o, ty*m + i, tx*m + j] = (AT M[:, :, t, o] AT^T)[i, j] + bias[o] (cropped at the edge).
+def from_tiles(products, at, m, th, tw, bias, relu, pool, chunks, out):
+    """y[n, o, ty*m + i, tx*m + j] = (AT M[:, :, t, o] AT^T)[i, j] + bias[o], then ReLU and the
+    2x2 max-pool (each optional; pooling needs an even m, so that no window crosses a tile).
 
-    products M (alpha^2, N*th*tw, O), at AT (m, alpha), bias (O,) -> out (N, O, OH, OW), in place.
+    products M (alpha^2, N*th*tw, O), at AT (m, alpha), bias (O,) -> out (N, O, OH, OW), or
+    (N, O, OH // 2, OW // 2) with ``pool``, in place; edge tiles are cropped.
     """
     n_images, channels, out_h, out_w = out.shape
     alpha = at.shape[1]
     tiles = n_images * th * tw
+    step = 2 if pool else 1                                    # tile pixels per output pixel
     for chunk in prange(chunks):
         half = numpy.empty((m, alpha, channels), dtype=products.dtype)   # (AT M)[i, nu, o]
-        tile = numpy.empty(channels, dtype=products.dtype)
+        tile = numpy.empty((m, m, channels), dtype=products.dtype)      # the m x m output tile
         for t in range(chunk * tiles // chunks, (chunk + 1) * tiles // chunks):
             n, ty, tx = t // (th * tw), (t // tw) % th, t % tw
             half[:] = 0.0
@@ -100,18 +103,26 @@ def from_tiles(products, at, m, th, tw, bias, chunks, out):
                             for o in range(channels):
                                 half[i, nu, o] += coef * source[o]
             for i in range(m):
-                h = ty * m + i
                 for j in range(m):
-                    x = tx * m + j
+                    tile[i, j, :] = bias
+                    for nu in range(alpha):
+                        coef = at[j, nu]
+                        if coef != 0.0:
+                            for o in range(channels):
+                                tile[i, j, o] += coef * half[i, nu, o]
+            for a in range(m // step):
+                h = ty * (m // step) + a
+                for b in range(m // step):
+                    x = tx * (m // step) + b
                     if h < out_h and x < out_w:
-                        tile[:] = bias
-                        for nu in range(alpha):
-                            coef = at[j, nu]
-                            if coef != 0.0:
-                                for o in range(channels):
-                                    tile[o] += coef * half[i, nu, o]
                         for o in range(channels):
-                            out[n, o, h, x] = tile[o]
+                            value = tile[step * a, step * b, o]
+                            if pool:
+                                value = max(max(value, tile[2 * a, 2 * b + 1, o]),
+                                            max(tile[2 * a + 1, 2 * b, o], tile[2 * a + 1, 2 * b + 1, o]))
+                            if relu and value < 0.0:
+                                value = 0.0
+                            out[n, o, h, x] = value
 
 
 def chunks(tiles: int, threads: int) -> int:
