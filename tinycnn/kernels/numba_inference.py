@@ -154,7 +154,7 @@ def _winograd_conv(x, p: PreparedConv, relu, pool):
     for start in range(0, n, chunk):
         part = x[start:start + chunk]
         tiles = part.shape[0] * th * tw
-        tasks = winograd_channels_last.chunks(tiles, numba.get_num_threads())
+        tasks = winograd_channels_last.tasks(tiles, numba.get_num_threads())
         v, products, y = p.buffers(("winograd", part.shape), (alpha2, tiles, c), (alpha2, tiles, o),
                                    (part.shape[0], o, oh, ow))
         winograd_channels_last.to_tiles(part, bt, m, p.pad[0], p.pad[1], th, tw, tasks, v)

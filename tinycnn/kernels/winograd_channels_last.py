@@ -1,10 +1,10 @@
-"""Winograd convolution for inference on small batches: the transforms run over channels.
+"""Winograd convolution for inference (``tinycnn.fuse``): the transforms run over channels.
 
 The same F(m x m, r x r) formulas as ``winograd.py`` (read that first):
 
     V[xi, nu, t, c] = (BT d[t, c] BT^T)[xi, nu]      d[t, c]: tile t's alpha x alpha patch of channel c
     M[xi, nu]       = V[xi, nu] @ U[xi, nu]           alpha^2 products (T, C) @ (C, O)
-    y[t, o]         = AT M[:, :, t, o] AT^T + b[o]    m x m output tile
+    y[t, o]         = AT M[:, :, t, o] AT^T + b[o]    m x m output tile (then ReLU, 2x2 max-pool)
 
 What differs is the memory layout. ``winograd.py`` keeps images innermost, so its
 transforms are vector operations over the batch: long vectors at training's 64 images,
@@ -25,7 +25,7 @@ from numba import prange
 from . import winograd
 from .numba_cache import cached_njit
 
-TASKS_PER_THREAD = 4       # tiles are split into this many chunks per thread (load balance)
+TASKS_PER_THREAD = 4       # tiles are split into this many tasks per thread (load balance)
 
 
 def transformed_weights(w, m: int):
@@ -34,7 +34,7 @@ def transformed_weights(w, m: int):
 
 
 @cached_njit(parallel=True, fastmath={"reassoc", "contract"})
-def to_tiles(planes, bt, m, pad_h, pad_w, th, tw, chunks, out):
+def to_tiles(planes, bt, m, pad_h, pad_w, th, tw, tasks, out):
     """out[xi*alpha + nu, t, c] = (BT d BT^T)[xi, nu], d = the alpha x alpha patch at
     (ty*m - pad_h, tx*m - pad_w) of planes[n, c] (zero outside), t = (n*th + ty)*tw + tx.
 
@@ -43,10 +43,10 @@ def to_tiles(planes, bt, m, pad_h, pad_w, th, tw, chunks, out):
     n_images, channels, height, width = planes.shape
     alpha = bt.shape[0]
     tiles = n_images * th * tw
-    for chunk in prange(chunks):
+    for task in prange(tasks):
         patch = numpy.empty((alpha, alpha, channels), dtype=planes.dtype)   # d[i, j, c]
         rows = numpy.empty((alpha, alpha, channels), dtype=planes.dtype)    # (BT d)[xi, j, c]
-        for t in range(chunk * tiles // chunks, (chunk + 1) * tiles // chunks):
+        for t in range(task * tiles // tasks, (task + 1) * tiles // tasks):
             n, ty, tx = t // (th * tw), (t // tw) % th, t % tw
             for i in range(alpha):
                 h = ty * m + i - pad_h
@@ -77,7 +77,7 @@ def to_tiles(planes, bt, m, pad_h, pad_w, th, tw, chunks, out):
 
 
 @cached_njit(parallel=True, fastmath={"reassoc", "contract"})
-def from_tiles(products, at, m, th, tw, bias, relu, pool, chunks, out):
+def from_tiles(products, at, m, th, tw, bias, relu, pool, tasks, out):
     """y[n, o, ty*m + i, tx*m + j] = (AT M[:, :, t, o] AT^T)[i, j] + bias[o], then ReLU and the
     2x2 max-pool (each optional; pooling needs an even m, so that no window crosses a tile).
 
@@ -88,10 +88,10 @@ def from_tiles(products, at, m, th, tw, bias, relu, pool, chunks, out):
     alpha = at.shape[1]
     tiles = n_images * th * tw
     step = 2 if pool else 1                                    # tile pixels per output pixel
-    for chunk in prange(chunks):
+    for task in prange(tasks):
         half = numpy.empty((m, alpha, channels), dtype=products.dtype)   # (AT M)[i, nu, o]
         tile = numpy.empty((m, m, channels), dtype=products.dtype)      # the m x m output tile
-        for t in range(chunk * tiles // chunks, (chunk + 1) * tiles // chunks):
+        for t in range(task * tiles // tasks, (task + 1) * tiles // tasks):
             n, ty, tx = t // (th * tw), (t // tw) % th, t % tw
             half[:] = 0.0
             for i in range(m):
@@ -125,6 +125,6 @@ def from_tiles(products, at, m, th, tw, bias, relu, pool, chunks, out):
                             out[n, o, h, x] = value
 
 
-def chunks(tiles: int, threads: int) -> int:
+def tasks(tiles: int, threads: int) -> int:
     """How many parallel tasks to split ``tiles`` tiles into (at least 1, at most one a tile)."""
     return max(1, min(tiles, threads * TASKS_PER_THREAD))
