@@ -151,18 +151,21 @@ def _winograd_conv(x, p: PreparedConv, relu, pool):
     u, at, bt = p.winograd_weights(m)
     alpha2 = u.shape[0]
     out = _output(n, o, oh, ow, pool, x.dtype)
+    through_finish = pool and m % 2 == 1       # a 2x2 window may cross two odd tiles
     for start in range(0, n, chunk):
         part = x[start:start + chunk]
         tiles = part.shape[0] * th * tw
         tasks = winograd_channels_last.tasks(tiles, numba.get_num_threads())
-        v, products, y = p.buffers(("winograd", part.shape), (alpha2, tiles, c), (alpha2, tiles, o),
-                                   (part.shape[0], o, oh, ow))
+        shapes = [(alpha2, tiles, c), (alpha2, tiles, o)]              # V, M
+        if through_finish:
+            shapes.append((part.shape[0], o, oh, ow))                   # y, before finish pools it
+        v, products, *y = p.buffers(("winograd", part.shape), *shapes)   # y: [] or [y]
         winograd_channels_last.to_tiles(part, bt, m, p.pad[0], p.pad[1], th, tw, tasks, v)
         numpy.matmul(v, u, out=products)
-        if m % 2 == 0 or not pool:       # bias, ReLU and pooling in the transform's output pass
+        if not through_finish:           # bias, ReLU and pooling in the transform's output pass
             winograd_channels_last.from_tiles(products, at, m, th, tw, p.bias, relu, pool, tasks,
                                               out[start:start + chunk])
             continue
-        winograd_channels_last.from_tiles(products, at, m, th, tw, p.no_bias, False, False, tasks, y)
-        finish(y.transpose(1, 0, 2, 3), p.bias, relu, pool, out[start:start + chunk])
+        winograd_channels_last.from_tiles(products, at, m, th, tw, p.no_bias, False, False, tasks, y[0])
+        finish(y[0].transpose(1, 0, 2, 3), p.bias, relu, pool, out[start:start + chunk])
     return out
