@@ -55,6 +55,15 @@ def test_fused_equals_eval_mode_on_every_architecture(arch, name):
 
 
 @pytest.mark.parametrize("name", CPU_BACKENDS)
+def test_an_empty_batch_gives_empty_logits_fused_and_unfused(name):
+    """No faces in, (0, classes) out on both paths (Flatten's reshape(N, -1) refused N = 0)."""
+    with using_backend(name):
+        model = with_batch_norm_statistics(build_model("vgg_fer"), seed=3)
+        x = faces(0, seed=0)
+        assert tinycnn.fuse(model)(x).shape == (0, 7) and unfused(model, x).shape == (0, 7)
+
+
+@pytest.mark.parametrize("name", CPU_BACKENDS)
 def test_fused_equals_eval_mode_on_every_layer_kind(name):
     with using_backend(name):
         tinycnn.manual_seed(3)

@@ -27,6 +27,8 @@ at a time.
 """
 from __future__ import annotations
 
+import math
+
 from . import backend
 from .functional._pairs import pair
 from .functional.conv import conv_padding
@@ -173,7 +175,7 @@ class FlattenStep:
     """(N, C, H, W) -> (N, C*H*W), a view."""
 
     def __call__(self, x):
-        return x.reshape(x.shape[0], -1)
+        return x.reshape(x.shape[0], math.prod(x.shape[1:]))   # -1 fails for N = 0
 
     def __repr__(self) -> str:
         return "Flatten()"
