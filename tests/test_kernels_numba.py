@@ -79,6 +79,24 @@ def test_conv2d_matches_reference(rng, dtype, x_shape, w_shape, stride, pad, pat
         assert_close(grad, grad_ref, dtype)
 
 
+@pytest.mark.parametrize("count", [1, 2])
+def test_winograd_products_on_one_or_two_threads_match_reference(rng, count):
+    """The stacked Winograd products (parallel_matmul) split over two threads or run on one."""
+    x, w, b = rng.standard_normal((5, 6, 9, 7)), rng.standard_normal((4, 6, 5, 5)), rng.standard_normal(4)
+    tinycnn.threads.set_threads(count)
+    try:
+        y, saved = numba_cpu.conv2d_forward(x, w, b, (1, 1), (2, 2))
+        dy = rng.standard_normal(y.shape)
+        grads = numba_cpu.conv2d_backward(dy, x, w, saved, (1, 1), (2, 2))
+    finally:
+        tinycnn.threads.set_threads(None)
+    y_ref, saved_ref = reference.conv2d_forward(x, w, b, (1, 1), (2, 2))
+    assert saved[0] == "winograd"
+    assert_close(y, y_ref, np.float64)
+    for grad, grad_ref in zip(grads, reference.conv2d_backward(dy, x, w, saved_ref, (1, 1), (2, 2))):
+        assert_close(grad, grad_ref, np.float64)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("x_shape, w_shape, stride, pad, path", CONV_CASES)
 @pytest.mark.parametrize("relu, pool", [(False, False), (True, False), (False, True), (True, True)])

@@ -1,5 +1,7 @@
 """How many threads tinycnn's inference runs on, the same whatever the entry point.
 
+(Training's Winograd products ask ``threads()`` too: ``kernels/parallel_matmul.py``.)
+
 Inside ``with inference_threads():`` (every call of a fused model, ``tinycnn.fuse``)
 NumPy's BLAS (through threadpoolctl, so any BLAS: OpenBLAS, MKL, BLIS) and Numba's
 parallel kernels both use ``threads()`` threads; the settings the caller had are put back

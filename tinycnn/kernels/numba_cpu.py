@@ -11,7 +11,9 @@ Which fast path each op takes (each is tested against ``reference.py``):
     inference    conv + bias + ReLU + 2x2 max-pool with prepared weights and kept buffers
                  (``numba_inference.py``, what ``tinycnn.fuse`` runs)
 
-Matrix products go to NumPy's BLAS. Arrays are made contiguous on the way in,
+Matrix products go to NumPy's BLAS; the stacked products of the Winograd path are
+shared among the free cores by Python threads, each on a one-thread BLAS
+(``parallel_matmul.py``). Arrays are made contiguous on the way in,
 so each kernel compiles once per dtype (float32, float64); Numba's cache keeps
 the machine code between runs (``numba_cache.py``: a private temp folder, or no
 cache, where the install folder and home cannot be written). Outputs are allocated here with NumPy (huge
@@ -26,7 +28,8 @@ Two process-wide thread settings, each only if the user has not set it:
   its two threads ran the medium-sized products of the Winograd convolution and
   the dense layers at 5 instead of 100 GFLOP/s on the 2-core machine this was
   measured on; the seed-004 training step went from 80 to 115 images/s
-  (``blas_threads.py``). The Numba kernels still use every core.
+  (``blas_threads.py``). The Numba kernels still use every core, and so do the
+  Winograd products (``parallel_matmul.py``), without OpenBLAS's spinning threads.
 """
 from __future__ import annotations
 

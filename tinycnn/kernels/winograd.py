@@ -32,7 +32,7 @@ import numpy
 from numba import prange
 
 from .numba_cache import cached_njit
-
+from .parallel_matmul import stacked_matmul
 from .toom_cook import POINTS, winograd_matrices
 
 TILE_SIZES = (2, 3, 4)              # output tile sizes m to choose from
@@ -182,7 +182,7 @@ def conv2d_forward(x, w, b, pad):
         tiles = th * tw * part.shape[0]
         v = numpy.empty((alpha2, c, tiles), dtype=x.dtype)                  # BT d BT^T per tile
         to_tiles(part, bt, m, pad[0], pad[1], th, tw, v)
-        products = numpy.matmul(u, v, out=scratch[:alpha2 * o * tiles].reshape(alpha2, o, tiles))
+        products = stacked_matmul(u, v, out=scratch[:alpha2 * o * tiles].reshape(alpha2, o, tiles))
         from_tiles(products, at, m, th, tw, 0, 0, bias, y[start:start + chunk])
         inputs.append(v)
     return y, (u, inputs)
@@ -208,9 +208,9 @@ def conv2d_backward(dy, x, w, saved, pad, need_dx: bool = True):
         tiles = th * tw * part.shape[0]
         dm = numpy.empty((alpha2, o, tiles), dtype=x.dtype)                 # A dy A^T per tile
         to_tiles(part, out_adjoint, m, 0, 0, th, tw, dm)
-        du += numpy.matmul(dm, inputs[index].transpose(0, 2, 1))      # dM @ V^T
+        du += stacked_matmul(dm, inputs[index].transpose(0, 2, 1))      # dM @ V^T
         if need_dx:
-            dv = numpy.matmul(u_t, dm, out=scratch[:alpha2 * c * tiles].reshape(alpha2, c, tiles))
+            dv = stacked_matmul(u_t, dm, out=scratch[:alpha2 * c * tiles].reshape(alpha2, c, tiles))
             from_tiles(dv, in_adjoint, m, th, tw, pad[0], pad[1], no_bias, dx[start:start + chunk])
     dw = (du.reshape(alpha2, o * c).T @ numpy.kron(g, g)).reshape(w.shape)   # G^T dU G
     return dx, dw, dy.sum(axis=(0, 2, 3))
