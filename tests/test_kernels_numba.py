@@ -1,5 +1,5 @@
 """The Numba kernel set agrees with the reference kernels (forward and every gradient),
-and its convolution paths (Winograd with tile sizes 2, 3, 4 and im2col) pass a
+and its convolution paths (Winograd with tile sizes 2, 3, 4, direct and im2col) pass a
 numerical gradient check in float64."""
 import os
 import subprocess
@@ -33,9 +33,11 @@ CONV_CASES = [
     ((4, 4, 6, 6), (3, 4, 5, 5), (1, 1), (0, 0), "winograd m=2"),  # F(2x2, 5x5)
     ((4, 4, 9, 7), (3, 4, 5, 5), (1, 1), (2, 2), "winograd m=4"),  # F(4x4, 5x5), 'same'
     ((4, 5, 6, 6), (2, 5, 5, 5), (1, 1), (1, 0), "winograd m=4"),  # uneven padding
-    ((2, 1, 7, 9), (4, 1, 3, 3), (1, 1), (1, 1), "im2col"),        # one input channel
+    ((2, 1, 7, 9), (4, 1, 3, 3), (1, 1), (1, 1), "direct"),        # one input channel
+    ((3, 3, 6, 5), (2, 3, 3, 3), (1, 1), (2, 0), "direct"),        # 27 taps, padding 2 and 0
+    ((2, 1, 5, 6), (3, 1, 5, 5), (1, 1), (4, 1), "direct"),        # 5x5, padding up to 4
     ((2, 3, 9, 9), (4, 3, 3, 3), (2, 2), (1, 1), "im2col"),        # stride 2
-    ((2, 5, 6, 7), (4, 5, 1, 1), (1, 1), (0, 0), "im2col"),        # 1x1
+    ((2, 5, 6, 7), (4, 5, 1, 1), (1, 1), (0, 0), "direct"),        # 1x1 (5 taps)
     ((1, 4, 7, 6), (2, 4, 3, 5), (2, 1), (1, 2), "im2col"),        # non-square kernel and stride
     ((3, 4, 6, 6), (3, 4, 3, 3), (1, 1), (1, 1), "im2col"),        # fewer than 4 images
 ]
@@ -126,7 +128,7 @@ def test_inference_winograd_chunks_and_tasks_cover_every_tile(rng, monkeypatch):
 
 
 @pytest.mark.parametrize("x_shape, w_shape, stride, pad, path",
-                         [CONV_CASES[i] for i in (1, 6, 8)])   # winograd, im2col, stride 2
+                         [CONV_CASES[i] for i in (1, 6, 8, 10, 12)])   # winograd, direct, im2col
 def test_conv2d_backward_without_dx_gives_the_same_dw_and_db(rng, x_shape, w_shape, stride, pad, path):
     x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
     for kernels in (numba_cpu, reference):
@@ -157,7 +159,7 @@ def test_input_images_get_no_gradient_and_the_weights_the_same_one(rng, backend_
 
 
 @pytest.mark.parametrize("x_shape, w_shape, stride, pad, path",
-                         [CONV_CASES[i] for i in (0, 1, 2, 4, 6, 10)])
+                         [CONV_CASES[i] for i in (0, 1, 2, 4, 6, 10, 12)])
 def test_conv2d_numerical_gradient(rng, x_shape, w_shape, stride, pad, path):
     """Central differences in float64 through F.conv2d on the numba backend (every path)."""
     x = rng.standard_normal(x_shape)

@@ -3,7 +3,9 @@
 Which fast path each op takes (each is tested against ``reference.py``):
 
     conv2d       Winograd F(m x m, 3x3) / F(m x m, 5x5), m = 2, 3 or 4, for stride-1 3x3
-                 and 5x5 kernels on batches of 4 or more (``winograd.py``), else
+                 and 5x5 kernels on batches of 4 or more (``winograd.py``); direct
+                 convolution for stride-1 layers with at most 27 weights per output channel
+                 (a first layer on grey images: ``numba_direct.py``); else
                  chunked im2col + BLAS (``numba_im2col.py``)
     max_pool2d   one pass with stored arg-max, 2x2/2 written out (``numba_pool.py``)
     batch_norm   per-channel one-pass statistics, xhat recomputed in backward (``numba_batchnorm.py``)
@@ -39,7 +41,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 import numpy  # noqa: E402
 
-from . import numba_batchnorm, numba_elementwise, numba_im2col, numba_pool, winograd  # noqa: E402
+from . import (numba_batchnorm, numba_direct, numba_elementwise, numba_im2col, numba_pool,
+               winograd)  # noqa: E402
 from .blas_threads import set_blas_threads  # noqa: E402
 from .numba_inference import conv2d_inference, prepare_conv2d  # noqa: E402,F401
 from .reference import output_size  # noqa: E402
@@ -56,12 +59,15 @@ def _contiguous(*arrays):
 def conv2d_forward(x, w, b, stride, pad):
     """x (N, C, H, W), w (O, C, KH, KW), b (O,) or None -> (y (N, O, OH, OW), saved).
 
-    ``saved`` is ("winograd", transformed weights and input tiles) or ("im2col", None).
+    ``saved`` is ("winograd", transformed weights and input tiles), ("direct", None) or
+    ("im2col", None).
     """
     x, w, b = _contiguous(x, w, b)
     if winograd.applies(x.shape, w.shape, stride, pad):
         y, tiles = winograd.conv2d_forward(x, w, b, pad)
         return y, ("winograd", tiles)
+    if numba_direct.applies(w.shape, stride, pad):
+        return numba_direct.conv2d_forward(x, w, b, pad), ("direct", None)
     return numba_im2col.conv2d_forward(x, w, b, stride, pad), ("im2col", None)
 
 
@@ -71,6 +77,8 @@ def conv2d_backward(dy, x, w, saved, stride, pad, need_dx: bool = True):
     path, tiles = saved
     if path == "winograd":
         return winograd.conv2d_backward(dy, x, w, tiles, pad, need_dx)
+    if path == "direct":
+        return numba_direct.conv2d_backward(dy, x, w, pad, need_dx)
     return numba_im2col.conv2d_backward(dy, x, w, stride, pad, need_dx)
 
 
