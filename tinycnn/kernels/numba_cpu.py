@@ -21,7 +21,7 @@ the machine code between runs (``numba_cache.py``: a private temp folder, or no
 cache, where the install folder and home cannot be written). Outputs are allocated here with NumPy (huge
 pages for large arrays) and filled in place by the kernels.
 
-Two process-wide thread settings, each only if the user has not set it:
+Three process-wide settings, each only if the user has not set it:
 
 * Numba's OpenMP threads sleep, not spin, between kernels (``OMP_WAIT_POLICY=passive``):
   on a machine shared with other jobs a spinning thread cost every small kernel
@@ -32,6 +32,10 @@ Two process-wide thread settings, each only if the user has not set it:
   measured on; the seed-004 training step went from 80 to 115 images/s
   (``blas_threads.py``). The Numba kernels still use every core, and so do the
   Winograd products (``parallel_matmul.py``), without OpenBLAS's spinning threads.
+* glibc's malloc keeps freed memory for the next large array instead of handing it back
+  to the kernel (unless ``MALLOC_MMAP_MAX_`` is set): a training step makes the same
+  arrays every time, and faulting fresh pages in again cost the seed-004 step 15-25%
+  (``heap.py``).
 """
 from __future__ import annotations
 
@@ -44,11 +48,14 @@ import numpy  # noqa: E402
 from . import (numba_batchnorm, numba_direct, numba_elementwise, numba_im2col, numba_pool,
                winograd)  # noqa: E402
 from .blas_threads import set_blas_threads  # noqa: E402
+from .heap import keep_freed_memory  # noqa: E402
 from .numba_inference import conv2d_inference, prepare_conv2d  # noqa: E402,F401
 from .reference import output_size  # noqa: E402
 
 if "OPENBLAS_NUM_THREADS" not in os.environ:
     set_blas_threads(1)
+if "MALLOC_MMAP_MAX_" not in os.environ:
+    keep_freed_memory()
 
 
 def _contiguous(*arrays):
