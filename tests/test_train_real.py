@@ -40,11 +40,13 @@ def test_default_architecture_beats_the_majority_baseline_on_real_faces(tmp_path
     write_rows(data, [("Training", train.images[train_rows], train.labels[train_rows]),
                       ("PublicTest", held_out.images[held_rows], held_out.labels[held_rows])])
 
+    # 4 epochs: after 3 the held-out accuracy was 0.28-0.32 across seeds and float32
+    # rounding orders (0.287 needed), after 4 it was 0.34-0.37.
     out = tmp_path / "run"
     environment = dict(os.environ, OPENBLAS_NUM_THREADS="1")  # no BLAS thread contention
     result = subprocess.run(
         [sys.executable, "-m", "fer_app.train", "--data", str(data), "--arch", DEFAULT_ARCH,
-         "--epochs", "3", "--batch-size", "32", "--lr", "2e-3", "--schedule", "onecycle",
+         "--epochs", "4", "--batch-size", "32", "--lr", "2e-3", "--schedule", "onecycle",
          "--augment", "light", "--seed", "0", "--out", str(out)],
         cwd=REPO, env=environment, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
