@@ -201,20 +201,54 @@ def build_pair(backend_name: str):
     return model, keras_model_like(model, IMAGE)
 
 
+def products_on_one_thread(fn):
+    """``fn`` with the Winograd products on one thread, as ``tinycnn.threads`` runs them
+    when other processes keep the cores busy (the Numba kernels keep their threads)."""
+    def run():
+        tinycnn.threads.set_threads(1)
+        try:
+            return fn()
+        finally:
+            tinycnn.threads.set_threads(None)
+    return run
+
+
+def recording_thread_counts(fn, counts: set):
+    """``fn``, adding the thread count ``tinycnn.threads`` gives at each call to ``counts``."""
+    def run():
+        counts.add(tinycnn.threads.threads())
+        return fn()
+    return run
+
+
 def bench_train_step(models: dict, keras_model, reps: int, warmup: int,
                      flops_per_image: float, matmul_gflops: float) -> list[dict]:
-    """One training step of seed-004 per tinycnn backend and for Keras, in turns."""
+    """One training step of seed-004 per tinycnn backend and for Keras, in turns; the
+    numba backend twice: its Winograd products on the free cores (``tinycnn.threads``,
+    the default) and on one thread."""
     x, labels = training_batch()
     fns = {}
     for name, model in models.items():
         model.train()
         fns[name] = on_backend(name, tinycnn_train_step(model, optim.Adam(model.parameters(), lr=1e-3), x, labels))
+    counts = set()                         # thread counts tinycnn.threads gave the products
+    if "numba" in models:
+        fns["numba, 1 thread"] = products_on_one_thread(fns["numba"])
+        fns["numba"] = recording_thread_counts(fns["numba"], counts)
     fns["keras"] = keras_train_step(keras_model, x, labels)
     samples = interleaved_samples(fns, reps, warmup)
-    return [timing_row("train_step_seed004", "train_step", name, samples[name], samples["keras"],
+    keras_api = f"model.train_on_batch (tf.function, jit_compile={keras_model.jit_compile})"
+    rows = [timing_row("train_step_seed004", "train_step", name, samples[name], samples["keras"],
                        flops=3 * flops_per_image * BATCH, images=BATCH, matmul_gflops=matmul_gflops,
-                       keras_api=f"model.train_on_batch (tf.function, jit_compile={keras_model.jit_compile})")
+                       keras_api=keras_api,
+                       product_threads=" / ".join(map(str, sorted(counts))) if name == "numba" else "")
             for name in models]
+    if "numba" in models:
+        rows.append(timing_row("train_step_seed004_products_1_thread", "train_step", "numba",
+                               samples["numba, 1 thread"], samples["keras"],
+                               flops=3 * flops_per_image * BATCH, images=BATCH,
+                               matmul_gflops=matmul_gflops, keras_api=keras_api, product_threads=1))
+    return rows
 
 
 # --- 4. inference ------------------------------------------------------------------------
@@ -463,6 +497,12 @@ def inference_threads_used(rows: list[dict]) -> str:
     return "; ".join(f"{key} {' / '.join(values)}" for key, values in used.items())
 
 
+def training_threads(rows: list[dict]) -> str:
+    """The product thread counts of the numba training-step row, e.g. '2' or '1 / 2'."""
+    return next((row["product_threads"] for row in rows
+                 if row["name"] == "train_step_seed004" and row["backend"] == "numba"), "no")
+
+
 def run_header(backends: list[str], missing: dict[str, str], reps: int, warmup: int, worst: float,
                rows: list[dict], load_start: tuple, seconds: float) -> str:
     """The Markdown text above the table: command, machine, versions, method, correctness."""
@@ -484,6 +524,9 @@ Command: `{command.strip()}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()
   {inference_threads_used(rows)}
   (the fused model sets BLAS and Numba threads for each call from `tinycnn.threads`, which
   counts the cores the load average leaves free; TensorFlow "default": its own choice).
+- Training step: the numba backend's Winograd products ran on {training_threads(rows)} thread(s)
+  (`tinycnn/kernels/parallel_matmul.py`: the cores `tinycnn.threads` finds free); the row
+  train_step_seed004_products_1_thread forces one, as on a machine other jobs keep busy.
 - Machine float32 matmul ({MATMUL_SIZE}^3): NumPy {matmul['tinycnn_gflops']:.0f} GFLOP/s,
   TensorFlow {matmul['keras_gflops']:.0f} GFLOP/s; "(x%)" below is a share of the NumPy figure.
 - Each time is the median of {reps} interleaved samples after {warmup} warm-up calls.
