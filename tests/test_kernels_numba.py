@@ -286,3 +286,13 @@ def test_numba_kernel_set_leaves_openblas_on_one_thread():
     kept = subprocess.run([sys.executable, "-c", code], env={**env, "OPENBLAS_NUM_THREADS": "2"},
                           capture_output=True, text=True)
     assert kept.stdout.strip() == "2", kept.stderr
+
+
+def test_tile_size_counts_weight_reads_only_when_asked():
+    """Training (no weight reads) keeps the fewest multiplications; one face on a 6x6 map
+    takes smaller tiles (fewer Winograd-domain weights to read), 64 faces do not."""
+    assert winograd.tile_size(3, 6, 6) == 3 and winograd.tile_size(3, 12, 12) == 4
+    assert winograd.tile_size(3, 6, 6, images=1, weight_reads=10) == 2
+    assert winograd.tile_size(3, 12, 12, images=1, weight_reads=10) == 3
+    assert winograd.tile_size(3, 6, 6, images=64, weight_reads=10) == 3
+    assert winograd.plan((64, 8, 6, 6), (8, 8, 3, 3), (1, 1))[0] == winograd.tile_size(3, 6, 6)

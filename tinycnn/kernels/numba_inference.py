@@ -19,6 +19,10 @@ images. Timed layer by layer on one thread (vgg_fer's and seed004's convolutions
 one face 1.4-2.8x faster than im2col, except seed004's 512-to-512 layer on a 6x6 map
 (0.87-0.94x: four tiles, and its Winograd weights are 2.8x the kernel's to read); for 8
 faces 1.4-2.1x faster than images-innermost Winograd.
+For a few faces the tile size also counts reading the alpha^2 Winograd-domain weights of each
+channel pair (``winograd.tile_size`` with WEIGHT_READ, about 10 multiplications a weight: the
+weights come from beyond the L2 cache). For one face vgg_fer's 12x12 and 6x6 layers then take
+3x3 and 2x2 tiles instead of 4x4 and 3x3: 1.68 -> 1.52 ms per face on the quiet 2-core machine.
 Other layers (the first, with one input channel) take im2col and one BLAS product, whose
 (O, N*OH*OW) result needs no reordering beyond the one :func:`finish` does anyway.
 """
@@ -35,6 +39,7 @@ from .reference import output_size
 CHUNK_BYTES = 32 * 2 ** 20   # im2col path: columns + product of one chunk of images
 KEPT_SHAPES = 4              # scratch arrays are kept for this many input shapes per layer
 PARALLEL_OUTPUTS = 2 ** 17    # smaller layers run on one thread (conv2d_inference)
+WEIGHT_READ = 10             # one Winograd-domain weight read costs ~10 multiplications (tile size)
 
 
 @cached_njit(parallel=True)
@@ -147,7 +152,7 @@ def _winograd_conv(x, p: PreparedConv, relu, pool):
     goes through y and finish instead, as a 2x2 window there can cross two tiles."""
     n, c = x.shape[:2]
     o = p.w.shape[0]
-    m, oh, ow, th, tw, chunk = winograd.plan(x.shape, p.w.shape, p.pad)
+    m, oh, ow, th, tw, chunk = winograd.plan(x.shape, p.w.shape, p.pad, WEIGHT_READ)
     u, at, bt = p.winograd_weights(m)
     alpha2 = u.shape[0]
     out = _output(n, o, oh, ow, pool, x.dtype)

@@ -53,11 +53,17 @@ def fits(w_shape, stride, pad) -> bool:
     return stride == (1, 1) and kh == kw and kh in (3, 5) and max(pad) < kh and c >= 4
 
 
-def tile_size(r: int, oh: int, ow: int) -> int:
-    """The m in TILE_SIZES with the fewest multiplications (m + r - 1)^2 * tiles; ties to the smaller."""
-    def multiplications(m):
-        return (m + r - 1) ** 2 * -(-oh // m) * -(-ow // m)
-    return min(TILE_SIZES, key=lambda m: (multiplications(m), m))
+def tile_size(r: int, oh: int, ow: int, images: int = 1, weight_reads: float = 0) -> int:
+    """The m in TILE_SIZES with the lowest cost (m + r - 1)^2 * (images * tiles + weight_reads)
+    per pair of input and output channels; ties to the smaller.
+
+    With ``weight_reads`` 0 (training) that is the fewest multiplications. Inference of a few
+    faces gives the time to read one Winograd-domain weight, in multiplications: there the
+    alpha^2 weights per channel pair, read once per call, cost more than the few tiles.
+    """
+    def cost(m):
+        return (m + r - 1) ** 2 * (images * -(-oh // m) * -(-ow // m) + weight_reads)
+    return min(TILE_SIZES, key=lambda m: (cost(m), m))
 
 
 def matrices(m, r, dtype):
@@ -143,12 +149,13 @@ def from_tiles(tiles, right, m, th, tw, crop_h, crop_w, bias, out):
                     out[n, c, h, x] = buf[crop_h + h, crop_w + x, n] + bias[c]
 
 
-def plan(x_shape, w_shape, pad):
-    """Tile size m, output size, tile grid, and images per chunk (equal chunks under the budget)."""
+def plan(x_shape, w_shape, pad, weight_reads: float = 0):
+    """Tile size m (:func:`tile_size`), output size, tile grid, and images per chunk (equal
+    chunks under the budget)."""
     n, c, h, w = x_shape
     o, _, r, _ = w_shape
     oh, ow = h + 2 * pad[0] - r + 1, w + 2 * pad[1] - r + 1
-    m = tile_size(r, oh, ow)
+    m = tile_size(r, oh, ow, max(n, 1), weight_reads)
     th, tw = -(-oh // m), -(-ow // m)
     per_image = (m + r - 1) ** 2 * max(o, c) * th * tw * 4
     n_chunks = max(1, -(-n // max(1, CHUNK_BYTES // per_image)))
