@@ -36,6 +36,7 @@ CONV_CASES = [
     ((2, 1, 7, 9), (4, 1, 3, 3), (1, 1), (1, 1), "direct"),        # one input channel
     ((3, 3, 6, 5), (2, 3, 3, 3), (1, 1), (2, 0), "direct"),        # 27 taps, padding 2 and 0
     ((2, 1, 5, 6), (3, 1, 5, 5), (1, 1), (4, 1), "direct"),        # 5x5, padding up to 4
+    ((2, 1, 4, 5), (2, 1, 3, 3), (1, 1), (3, 4), "direct"),        # padding beyond the kernel
     ((2, 3, 9, 9), (4, 3, 3, 3), (2, 2), (1, 1), "im2col"),        # stride 2
     ((2, 5, 6, 7), (4, 5, 1, 1), (1, 1), (0, 0), "direct"),        # 1x1 (5 taps)
     ((1, 4, 7, 6), (2, 4, 3, 5), (2, 1), (1, 2), "im2col"),        # non-square kernel and stride
@@ -128,7 +129,7 @@ def test_inference_winograd_chunks_and_tasks_cover_every_tile(rng, monkeypatch):
 
 
 @pytest.mark.parametrize("x_shape, w_shape, stride, pad, path",
-                         [CONV_CASES[i] for i in (1, 6, 8, 10, 12)])   # winograd, direct, im2col
+                         [CONV_CASES[i] for i in (1, 6, 8, 10, 12, 13)])   # winograd, direct, im2col
 def test_conv2d_backward_without_dx_gives_the_same_dw_and_db(rng, x_shape, w_shape, stride, pad, path):
     x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
     for kernels in (numba_cpu, reference):
@@ -159,7 +160,7 @@ def test_input_images_get_no_gradient_and_the_weights_the_same_one(rng, backend_
 
 
 @pytest.mark.parametrize("x_shape, w_shape, stride, pad, path",
-                         [CONV_CASES[i] for i in (0, 1, 2, 4, 6, 10, 12)])
+                         [CONV_CASES[i] for i in (0, 1, 2, 4, 6, 10, 12, 13)])
 def test_conv2d_numerical_gradient(rng, x_shape, w_shape, stride, pad, path):
     """Central differences in float64 through F.conv2d on the numba backend (every path)."""
     x = rng.standard_normal(x_shape)

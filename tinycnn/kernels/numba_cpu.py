@@ -73,7 +73,7 @@ def conv2d_forward(x, w, b, stride, pad):
     if winograd.applies(x.shape, w.shape, stride, pad):
         y, tiles = winograd.conv2d_forward(x, w, b, pad)
         return y, ("winograd", tiles)
-    if numba_direct.applies(w.shape, stride, pad):
+    if numba_direct.applies(w.shape, stride):
         return numba_direct.conv2d_forward(x, w, b, pad), ("direct", None)
     return numba_im2col.conv2d_forward(x, w, b, stride, pad), ("im2col", None)
 

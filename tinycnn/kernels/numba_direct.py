@@ -31,10 +31,10 @@ from .numba_cache import cached_njit
 MAX_TAPS = 27          # C*KH*KW up to this (3 channels of 3x3) take the direct path
 
 
-def applies(w_shape, stride, pad) -> bool:
-    """Stride 1, at most MAX_TAPS weights per output channel, padding below the kernel size."""
+def applies(w_shape, stride) -> bool:
+    """Stride 1 and at most MAX_TAPS weights per output channel."""
     o, c, kh, kw = w_shape
-    return stride == (1, 1) and c * kh * kw <= MAX_TAPS and pad[0] < kh and pad[1] < kw
+    return stride == (1, 1) and c * kh * kw <= MAX_TAPS
 
 
 @cached_njit(parallel=True)
