@@ -8,7 +8,8 @@ The output is cut into m x m tiles; tile t reads an alpha x alpha input patch
     M[xi, nu]       = U[xi, nu] @ V[xi, nu]                 alpha^2 matrix products (O, C) @ (C, T)
     y[o, t]         = AT M[:, :, o, t] AT^T                 m x m output tile
 
-so the matrix products do alpha^2 / (m^2 r^2) of im2col's multiplications
+so the matrix products (shared among the free cores: ``parallel_matmul.py``) do
+alpha^2 / (m^2 r^2) of im2col's multiplications
 (F(2x2, 3x3): 1/2.25, F(4x4, 3x3): 1/4, F(2x2, 5x5): 1/2.8, F(4x4, 5x5): 1/6.25).
 The tile size m (2, 3 or 4) is chosen per layer: the one with the fewest
 multiplications alpha^2 * tiles, ties to the smaller tile (cheaper transforms).
