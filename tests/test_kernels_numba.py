@@ -297,3 +297,18 @@ def test_tile_size_counts_weight_reads_only_when_asked():
     assert winograd.tile_size(3, 12, 12, images=1, weight_reads=10) == 3
     assert winograd.tile_size(3, 6, 6, images=64, weight_reads=10) == 3
     assert winograd.plan((64, 8, 6, 6), (8, 8, 3, 3), (1, 1))[0] == winograd.tile_size(3, 6, 6)
+
+
+def test_prepared_conv_weights_have_no_subnormals_and_the_same_outputs(rng):
+    """Subnormal weights (slow to multiply) become 0 in the prepared forms; outputs agree."""
+    x = rng.standard_normal((1, 4, 6, 6)).astype(np.float32)
+    w = rng.standard_normal((3, 4, 3, 3)).astype(np.float32)
+    w[0, 0] = np.finfo(np.float32).tiny / 4                 # nine subnormal weights
+    b = rng.standard_normal(3).astype(np.float32)
+    prepared = numba_inference.prepare_conv2d(w, b, (1, 1), (1, 1))
+    y = numba_inference.conv2d_inference(x, prepared, True, False)
+    arrays = [prepared.w] + [u for u, _, _ in prepared.winograd.values()]
+    assert prepared.winograd and all(not ((a != 0) & (np.abs(a) < np.finfo(a.dtype).tiny)).any()
+                                     for a in arrays)
+    expected = reference.conv2d_inference(x, reference.prepare_conv2d(w, b, (1, 1), (1, 1)), True, False)
+    assert_close(y, expected, np.float32)

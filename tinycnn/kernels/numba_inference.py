@@ -4,7 +4,8 @@ One call computes  y = maxpool_2x2(relu(conv(x, w) + b))  (ReLU and pooling opti
 as ``reference.conv2d_inference`` does, with three savings for a layer called again and again:
 
 - the weights are prepared once: the (O, C*KH*KW) matrix that im2col multiplies, and the
-  Winograd-domain U = G w G^T (alpha^2, C, O) for each tile size in use (made on first use);
+  Winograd-domain U = G w G^T (alpha^2, C, O) for each tile size in use (made on first use),
+  with subnormal values set to 0 (:func:`without_subnormals`);
 - the scratch arrays (im2col columns, Winograd tiles, the matrix product) are kept per
   input shape and reused, so a call allocates only its output;
 - bias, ReLU and the 2x2 max-pool are one pass that reads the product once and writes the
@@ -65,11 +66,20 @@ def finish(y, bias, relu, pool, out):
                 out[n, o, a, b] = value
 
 
+def without_subnormals(a):
+    """``a`` with its subnormal values (not 0, but below the dtype's smallest normal number)
+    set to 0. Each product with one costs the CPU a microcode assist (about 100 cycles): a
+    trained vgg_fer with 106 such weights (3,226 once Winograd-transformed) classified one
+    face in 2.10 ms against 1.70 ms for another without. The outputs change by far less
+    than float32 rounding elsewhere."""
+    return numpy.where(numpy.abs(a) < numpy.finfo(a.dtype).tiny, 0, a).astype(a.dtype)
+
+
 class PreparedConv:
     """One convolution layer's weights in the forms the kernels read, and its scratch arrays."""
 
     def __init__(self, w, b, stride, pad):
-        self.w = numpy.ascontiguousarray(w)                      # (O, C, KH, KW)
+        self.w = numpy.ascontiguousarray(without_subnormals(w))  # (O, C, KH, KW)
         o = w.shape[0]
         self.w_rows = self.w.reshape(o, -1)                      # (O, C*KH*KW)
         self.bias = numpy.zeros(o, w.dtype) if b is None else numpy.ascontiguousarray(b)
@@ -82,7 +92,8 @@ class PreparedConv:
         """(U, AT, BT) for output tiles of m x m, transformed on first use."""
         if m not in self.winograd:
             at, _, bt = winograd.matrices(m, self.w.shape[2], self.w.dtype)
-            self.winograd[m] = (winograd_channels_last.transformed_weights(self.w, m), at, bt)
+            u = without_subnormals(winograd_channels_last.transformed_weights(self.w, m))
+            self.winograd[m] = (u, at, bt)
         return self.winograd[m]
 
     def buffers(self, key, *shapes):
