@@ -6,13 +6,19 @@ import pytest
 
 from tinycnn import threads
 from tinycnn.kernels import parallel_matmul
+from tinycnn.kernels.blas_threads import blas_threads, set_blas_threads
 
 
 @pytest.fixture
 def two_threads():
+    """Two threads for the products, and OpenBLAS on one (as the numba kernel set leaves it)."""
+    blas = blas_threads()
     threads.set_threads(2)
+    set_blas_threads(1)
     yield
     threads.set_threads(None)
+    if blas:
+        set_blas_threads(blas)
 
 
 @pytest.mark.parametrize("stack", [1, 2, 3, 16, 36])
@@ -52,3 +58,12 @@ def test_one_thread_is_a_plain_matmul(monkeypatch):
         assert not calls and out[0, 0, 0] == 2.0
     finally:
         threads.set_threads(None)
+
+
+def test_a_multithreaded_blas_gets_the_whole_product(two_threads, monkeypatch):
+    """If the user gave OpenBLAS several threads, BLAS splits the product, not the pool."""
+    monkeypatch.setattr(parallel_matmul, "blas_threads", lambda: 4)
+    calls = []
+    monkeypatch.setattr(parallel_matmul, "_executor", lambda: calls.append(1))
+    out = parallel_matmul.stacked_matmul(np.ones((4, 2, 3)), np.ones((4, 3, 2)))
+    assert not calls and out[0, 0, 0] == 3.0

@@ -13,7 +13,8 @@ takes one at a time. NumPy releases the GIL inside ``matmul``, so the parts run 
 once, each on the one-thread BLAS, and a thread with no part left sleeps. A core that
 another process keeps busy simply takes fewer parts. The thread count is
 ``tinycnn.threads.threads()``: the cores no other process is using (one on a busy
-machine, where this is a plain ``numpy.matmul``).
+machine, where this is a plain ``numpy.matmul``). A user who gave OpenBLAS more than one
+thread (``OPENBLAS_NUM_THREADS``) gets a plain ``numpy.matmul`` too: BLAS splits it then.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy
 
 from .. import threads
+from .blas_threads import blas_threads
 
 _pool: ThreadPoolExecutor | None = None
 
@@ -51,7 +53,7 @@ def stacked_matmul(a, b, out=None):
         out = numpy.empty((a.shape[0], a.shape[1], b.shape[2]),
                           dtype=numpy.result_type(a, b))
     count = min(threads.threads(), a.shape[0])
-    if count <= 1:
+    if count <= 1 or (blas_threads() or 1) > 1:
         return numpy.matmul(a, b, out=out)
     parts = min(2 * count, a.shape[0])
     bounds = [(i * a.shape[0] // parts, (i + 1) * a.shape[0] // parts) for i in range(parts)]
