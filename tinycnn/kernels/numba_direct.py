@@ -27,6 +27,7 @@ import numpy
 from numba import prange, uint64
 
 from .numba_cache import cached_njit
+from .reference import output_size
 
 MAX_TAPS = 27          # C*KH*KW up to this (3 channels of 3x3) take the direct path
 
@@ -122,7 +123,8 @@ def conv2d_forward(x, w, b, pad):
     """x (N, C, H, W), w (O, C, KH, KW), b (O,) or None -> y (N, O, OH, OW)."""
     n, _, h, wd = x.shape
     o, _, kh, kw = w.shape
-    y = numpy.empty((n, o, h + 2 * pad[0] - kh + 1, wd + 2 * pad[1] - kw + 1), dtype=x.dtype)
+    y = numpy.empty((n, o, output_size(h, kh, 1, pad[0]), output_size(wd, kw, 1, pad[1])),
+                    dtype=x.dtype)
     forward(_padded(x, *pad), w, numpy.zeros(o, x.dtype) if b is None else b, y)
     return y
 
