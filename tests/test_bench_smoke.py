@@ -92,3 +92,12 @@ def test_fused_inference_rows_compare_the_same_logits_as_the_keras_twin():
     assert [row["name"] for row in rows] == ["infer_vgg_fer_batch1_fused", "infer_vgg_fer_batch1_layers"]
     assert all(row["ratio"] > 0 and row["keras_api"].startswith("tf.function") for row in rows)
     assert inference_threads_used(rows).startswith("fused [numpy] tinycnn.threads ")
+
+
+def test_idle_gap_times_one_face_after_each_pause(capsys):
+    """benchmarks.idle_gap prints one row per architecture and pause (no time asserted)."""
+    pytest.importorskip("numba")
+    from benchmarks import idle_gap
+    assert idle_gap.main(["--archs", "vgg_fer_small", "--pauses", "0", "1", "--reps", "2"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| vgg_fer_small")]
+    assert [row.split("|")[2].strip() for row in rows] == ["0", "1"]

@@ -23,7 +23,8 @@ faces 1.4-2.1x faster than images-innermost Winograd.
 For a few faces the tile size also counts reading the alpha^2 Winograd-domain weights of each
 channel pair (``winograd.tile_size`` with WEIGHT_READ, about 10 multiplications a weight: the
 weights come from beyond the L2 cache). For one face vgg_fer's 12x12 and 6x6 layers then take
-3x3 and 2x2 tiles instead of 4x4 and 3x3: 1.68 -> 1.52 ms per face on the quiet 2-core machine.
+3x3 and 2x2 tiles instead of 4x4 and 3x3: 1.68 -> 1.52 ms per face in a loop of calls on the
+quiet 2-core machine (measured when the rule was made; now ``python -m benchmarks.idle_gap``).
 Other layers (the first, with one input channel) take im2col and one BLAS product, whose
 (O, N*OH*OW) result needs no reordering beyond the one :func:`finish` does anyway.
 """
@@ -69,9 +70,10 @@ def finish(y, bias, relu, pool, out):
 def without_subnormals(a):
     """``a`` with its subnormal values (not 0, but below the dtype's smallest normal number)
     set to 0. Each product with one costs the CPU a microcode assist (about 100 cycles): a
-    trained vgg_fer with 106 such weights (3,226 once Winograd-transformed) classified one
-    face in 2.10 ms against 1.70 ms for another without. The outputs change by far less
-    than float32 rounding elsewhere."""
+    trained vgg_fer with 106 such weights (3,226 once Winograd-transformed, the run fast_init)
+    took 2.43 ms a face in ``python -m fer_app.distill_report`` before this and 1.60 after,
+    like the same network without them. The outputs change by far less than float32
+    rounding elsewhere."""
     return numpy.where(numpy.abs(a) < numpy.finfo(a.dtype).tiny, 0, a).astype(a.dtype)
 
 
