@@ -101,6 +101,59 @@ def test_a_new_face_appears_at_the_next_whole_frame_search():
     assert counts == [1, 1, 1, 2]  # frame 3 is searched whole
 
 
+class RecordingDetector(FaceDetector):
+    """A FaceDetector that keeps every picture its whole-frame search was given."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.searched = []
+
+    def find(self, grey):
+        self.searched.append(grey)
+        return super().find(grey)
+
+
+def test_the_periodic_whole_search_paints_out_the_followed_faces():
+    faces, _ = findable_faces(1)
+    scenes, _ = drifting_scenes(faces, [(240, 160)], 160, 4)
+    detector = RecordingDetector(min_face_size=40)
+    tracker = FaceTracker(detector, detect_every=3, paint_margin=0.1)
+    found = [tracker.find(scene) for scene in scenes]
+    assert [len(boxes) for boxes in found] == [1, 1, 1, 1]
+    assert tracker.whole_searches == 2 and len(detector.searched) == 2   # frames 0 and 3
+    assert numpy.array_equal(detector.searched[0], scenes[0])          # nothing followed yet
+    x, y, w, h = found[3][0]
+    grow = round(0.1 * w)
+    painted = detector.searched[1][y - grow:y + h + grow, x - grow:x + w + grow]
+    assert painted.min() == painted.max()                     # the face is one flat grey
+    assert abs(int(painted[0, 0]) - scenes[3][y:y + h, x:x + w].mean()) <= 0.5
+    assert numpy.array_equal(detector.searched[1][:, :x - grow], scenes[3][:, :x - grow])
+    assert len(FaceDetector(min_face_size=40).find(scenes[3])) == 1     # found unpainted
+
+
+def test_a_new_face_beside_a_followed_one_appears_at_the_next_whole_frame_search():
+    faces, _ = findable_faces(2)
+    one, _ = paste_faces(faces[:1], side=150, places=[(40, 40)])
+    two, pasted = paste_faces(faces, side=150, places=[(40, 40), (230, 60)])
+    tracker = FaceTracker(FaceDetector(min_face_size=40), detect_every=3)
+    found = [tracker.find(scene) for scene in (one, two, two, two)]
+    assert [len(boxes) for boxes in found] == [1, 1, 1, 2]  # frame 3 is searched whole
+    for box, other in pairs(found[3], pasted):
+        assert iou(box, other) > 0.6
+
+
+def test_a_box_centred_in_a_painted_area_is_not_a_new_face():
+    tracker = FaceTracker(FaceDetector(), paint_margin=0.1)
+    followed = numpy.array([[100, 100, 100, 100]])        # painted: x and y from 90 to 210
+    others = numpy.array([[120, 110, 100, 100],           # centre (170, 160): the same face
+                          [150, 150, 110, 110],           # centre (205, 205): inside, at the edge
+                          [200, 100, 100, 100],           # centre (250, 150): a neighbour
+                          [400, 300, 80, 80]])            # far away
+    assert tracker.outside(others, followed).tolist() == [[200, 100, 100, 100],
+                                                          [400, 300, 80, 80]]
+    assert tracker.outside(others[:0], followed).shape == (0, 4)
+
+
 def test_tracker_rejects_bad_settings():
     detector = FaceDetector()
     for bad in (0, -2, 1.5):
@@ -110,6 +163,8 @@ def test_tracker_rejects_bad_settings():
         FaceTracker(detector, pad=0)
     with pytest.raises(ValueError, match="size_range must be > 1"):
         FaceTracker(detector, size_range=1.0)
+    with pytest.raises(ValueError, match="paint_margin must be >= 0"):
+        FaceTracker(detector, paint_margin=-0.1)
 
 
 def test_recognizer_with_a_tracker_classifies_all_faces_of_a_frame_in_one_batch(tmp_path,
