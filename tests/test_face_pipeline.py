@@ -14,7 +14,7 @@ from fer_app.recognition.faces import CASCADE_WINDOW, FaceDetector
 from fer_app.recognition.recognizer import EmotionRecognizer
 from fer_app.recognition.scenes import background, drifting_scenes, iou, paste_faces
 from fer_app.recognition.tracking import FaceTracker
-from tests.app_support import findable_faces, random_model_file, scene_with_faces
+from tests.app_support import fer_csv_path, findable_faces, random_model_file, scene_with_faces
 
 FOUR_PLACES = [(70, 50), (390, 50), (70, 270), (390, 270)]  # as benchmarks/app_speed.py
 
@@ -237,3 +237,13 @@ def test_benchmark_writes_results_only_where_asked(tmp_path, capsys):
     assert results["threads"]["pools"] and "architecture" in results["threads"]["pools"][0]
     assert "kernel" in (out / "app_speed.md").read_text()
     assert "| ours | random_model.npz |" in capsys.readouterr().out
+
+
+def test_painted_search_benchmark_prints_a_row_per_scene(capsys):
+    """benchmarks.painted_search: both scenes timed; every face found whole, none new once
+    painted out (no time asserted)."""
+    from benchmarks import painted_search
+    assert painted_search.main(["--data", fer_csv_path(), "--frames", "2"]) == 0
+    rows = [line.split("|") for line in capsys.readouterr().out.splitlines()
+            if line.startswith("| one face") or line.startswith("| four faces")]
+    assert [(float(row[5]), float(row[6])) for row in rows] == [(1.0, 0.0), (4.0, 0.0)]

@@ -22,9 +22,10 @@ A whole frame is searched again
 - every ``detect_every``-th frame, for new faces: the faces being followed are found
   by their local searches as on any frame, and painted out (each box, grown by
   ``paint_margin * w``, filled with its mean grey) in the copy that is searched whole,
-  so that the cascade rejects their windows at its first stages. On the benchmark's
-  frames (``benchmarks/app_speed.py``) a whole search took 9.1 ms with one face and
-  25 ms with four, 3.6 and 4.1 ms with them painted out, and 3.2 ms on a flat frame.
+  so that the cascade rejects their windows at its first stages. On the frames of
+  ``benchmarks/app_speed.py`` (``python -m benchmarks.painted_search``) a whole search
+  took 10.3 ms with one face and 25.8 ms with four, 3.1 and 4.6 ms with them painted
+  out, and 3.0 ms on a flat frame.
   A new face is found there unless its centre lies in a painted box (it is found once
   the two part);
 - at once, in the same frame, when a local search loses a face (it moved too
@@ -59,8 +60,8 @@ class FaceTracker:
         w * size_range wide (a face grows or shrinks by less than 15% between frames).
     paint_margin: the periodic whole-frame search paints out each followed box grown by
         this fraction of its side on every side (0.1 also hides the hair and chin around
-        the box, where partial windows run deep into the cascade: 4.1 instead of 8.2 ms
-        with four faces).
+        the box, where partial windows run deep into the cascade: with four faces 4.1
+        instead of 8.2 ms in a development measurement).
     """
 
     def __init__(self, detector: FaceDetector, detect_every: int = 5, pad: float = 0.25,
