@@ -6,9 +6,10 @@
 Every K-th frame (``--every``) goes through the recognizer (faces found and
 classified in one pass); frames in between reuse the last faces, which keeps the
 output smooth on a slow CPU. Of the frames that go through it, every N-th
-(``--detect-every``, default 5) is searched whole for faces and the others only
-around the last faces (fer_app/recognition/tracking.py; a face lost there makes that frame be
-searched whole at once); ``--detect-every 1`` searches every frame whole.
+(``--detect-every``, default 5) is searched whole for new faces (the faces already
+followed painted out) and the others only around the last faces
+(fer_app/recognition/tracking.py; a face lost there makes that frame be searched whole at
+once); ``--detect-every 1`` searches every frame whole.
 Writes, when asked:
   --output  the video with boxes, labels, probability bars and frames/s drawn on it (mp4v)
   --csv     one row per processed frame and face: time_s, frame, face, box, emotion,
@@ -256,9 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--every", type=int, default=1, metavar="K",
                         help="run the recognizer on every K-th frame only (default 1)")
     parser.add_argument("--detect-every", type=int, default=5, metavar="N",
-                        help="search the whole frame for faces on every N-th recognized frame, "
-                             "and only around the last faces in between (default 5; 1: every "
-                             "frame whole)")
+                        help="search the whole frame for new faces on every N-th recognized "
+                             "frame, and only around the last faces in between (default 5; 1: "
+                             "every frame whole)")
     parser.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     parser.add_argument("--no-window", action="store_true", help="never open a live window")
     add_recognizer_arguments(parser, live=True)

@@ -131,6 +131,16 @@ def test_the_periodic_whole_search_paints_out_the_followed_faces():
     assert len(FaceDetector(min_face_size=40).find(scenes[3])) == 1     # found unpainted
 
 
+def test_detect_every_1_searches_every_frame_whole_with_nothing_painted_out():
+    faces, _ = findable_faces(1)
+    scenes, _ = drifting_scenes(faces, [(240, 160)], 160, 3)
+    detector = RecordingDetector(min_face_size=40)
+    tracker = FaceTracker(detector, detect_every=1)
+    assert [len(tracker.find(scene)) for scene in scenes] == [1, 1, 1]
+    assert tracker.whole_searches == 3
+    assert all(numpy.array_equal(searched, scene) for searched, scene in zip(detector.searched, scenes))
+
+
 def test_a_new_face_beside_a_followed_one_appears_at_the_next_whole_frame_search():
     faces, _ = findable_faces(2)
     one, _ = paste_faces(faces[:1], side=150, places=[(40, 40)])

@@ -26,7 +26,7 @@ A whole frame is searched again
   ``benchmarks/app_speed.py`` (``python -m benchmarks.painted_search``) a whole search
   took 10.3 ms with one face and 25.8 ms with four, 3.1 and 4.6 ms with them painted
   out, and 3.0 ms on a flat frame.
-  A new face is found there unless its centre lies in a painted box (it is found once
+  A new face is found there unless it overlaps a painted box (then it is found once
   the two part);
 - at once, in the same frame, when a local search loses a face (it moved too
   far, turned away or left): so a face is never dropped on a local miss alone.
@@ -38,7 +38,7 @@ A whole frame is searched again
     for grey in frames:                  # (H, W) uint8
         boxes = tracker.find(grey)       # (F, 4) int64 [x, y, w, h], left to right
 
-``detect_every=1`` searches every frame whole: the plain path.
+``detect_every=1`` searches every frame whole, nothing painted out: the plain path.
 """
 from __future__ import annotations
 
@@ -86,11 +86,11 @@ class FaceTracker:
 
     def find(self, grey: numpy.ndarray) -> numpy.ndarray:
         """Faces in the next frame ``grey`` (H, W) uint8 -> boxes (F, 4) int64, left to right."""
-        followed = None if self.since_search is None else self.follow(grey)
-        due = self.since_search is not None and self.since_search + 1 >= self.detect_every
-        if followed is None or len(followed) == 0:   # nothing followed, or a face was lost
+        plain = self.since_search is None or self.detect_every == 1
+        followed = None if plain else self.follow(grey)
+        if followed is None or len(followed) == 0:    # plain, nothing followed, or a face lost
             found = self.detector.find(grey)
-        elif due:                                     # new faces, beside the followed ones
+        elif self.since_search + 1 >= self.detect_every:   # new faces, beside the followed ones
             others = self.detector.find(self.painted_out(grey, followed))
             found = left_to_right(numpy.concatenate([followed, self.outside(others, followed)]))
         else:
