@@ -59,7 +59,7 @@ from .recognition.inference import Classifier, default_backend_name, model_path,
 from .training import distributed_train, plots
 from .training.checkpoint import (CheckpointError, load_training_state, read_checkpoint,
                                   remove_stale_temporaries, save_training_state)
-from .training.distill import distillation_loss, teacher_outputs
+from .training.distill import blended_log_probs, distillation_loss, teacher_outputs
 from .training.metrics import classification_report, format_report
 
 # Every setting with its default. Command-line options default to None so that on
@@ -214,9 +214,6 @@ def check_settings(settings: dict) -> None:
         raise TrainError(f"--distill-alpha must be in [0, 1], got {settings['distill_alpha']}")
     if not settings["distill_temperature"] > 0:
         raise TrainError(f"--distill-temperature must be positive, got {settings['distill_temperature']}")
-    if settings["teacher"] is not None and settings["mixup"] > 0:
-        raise TrainError("--mixup cannot be combined with --teacher: the cached teacher outputs "
-                         "describe single images, not blends")
 
 
 def augment_config(settings: dict) -> AugmentConfig:
@@ -265,16 +262,20 @@ def check_classes(train: Dataset, path: str) -> None:
 
 
 def mixup(x: np.ndarray, labels: np.ndarray, num_classes: int, alpha: float,
-          rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+          rng: np.random.Generator, teacher_log_probs: np.ndarray | None = None
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Mixup (Zhang et al., 2018): x' = lam x + (1 - lam) x[perm] and the same blend of the
-    one-hot targets, with one lam ~ Beta(alpha, alpha) per batch.
+    one-hot targets, with one lam ~ Beta(alpha, alpha) per batch; with --teacher also the
+    same blend of the teacher's distributions (``distill.blended_log_probs``).
 
-    x (B, 1, 48, 48), labels (B,) -> x' (B, 1, 48, 48), targets (B, K) float32.
+    x (B, 1, 48, 48), labels (B,), teacher_log_probs (B, K) or None -> x' (B, 1, 48, 48),
+    targets (B, K) float32, and the blended teacher log-probabilities (B, K) or None.
     """
     lam = np.float32(rng.beta(alpha, alpha))
     partner = rng.permutation(len(labels))
     one_hot = np.eye(num_classes, dtype=np.float32)[labels]  # (B, K)
-    return lam * x + (1 - lam) * x[partner], lam * one_hot + (1 - lam) * one_hot[partner]
+    teacher = None if teacher_log_probs is None else blended_log_probs(teacher_log_probs, lam, partner)
+    return lam * x + (1 - lam) * x[partner], lam * one_hot + (1 - lam) * one_hot[partner], teacher
 
 
 def balanced_class_weight(labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -494,10 +495,12 @@ def train_epoch(run: Run, epoch: int) -> dict:
         x = run.normalizer.apply(images)                                        # (B, 1, 48, 48)
         labels = run.train.labels[rows]                                         # (B,)
         targets = labels                                                        # (B,) or (B, K)
+        teacher = None if run.teacher_log_probs is None else run.teacher_log_probs[rows]  # (B, K)
         if run.settings["mixup"] > 0:
-            x, targets = mixup(x, labels, len(run.train.class_names), run.settings["mixup"], rng)
+            x, targets, teacher = mixup(x, labels, len(run.train.class_names), run.settings["mixup"],
+                                        rng, teacher)
         logits = run.model(tinycnn.Tensor(x))                                   # (B, K)
-        loss = batch_loss(run, logits, targets, rows)
+        loss = batch_loss(run, logits, targets, teacher)
         value = loss.item()
         if run.loss_limit is None and math.isfinite(value):
             run.loss_limit = loss_limit(value, len(run.train.class_names), run.settings["divergence_factor"])
@@ -523,13 +526,14 @@ def train_epoch(run: Run, epoch: int) -> dict:
             "images_per_second": seen / seconds}
 
 
-def batch_loss(run: Run, logits: tinycnn.Tensor, targets: np.ndarray, rows: np.ndarray) -> tinycnn.Tensor:
+def batch_loss(run: Run, logits: tinycnn.Tensor, targets: np.ndarray,
+               teacher_log_probs: np.ndarray | None) -> tinycnn.Tensor:
     """Cross-entropy with the targets, plus the teacher's term with --teacher
-    (fer_app/training/distill.py). logits (B, K); rows (B,) index the training set."""
+    (fer_app/training/distill.py). logits (B, K); teacher_log_probs (B, K) or None."""
     smoothing = run.settings["label_smoothing"]
-    if run.teacher_log_probs is None:
+    if teacher_log_probs is None:
         return F.softmax_cross_entropy(logits, targets, smoothing, run.class_weight)
-    return distillation_loss(logits, targets, run.teacher_log_probs[rows],
+    return distillation_loss(logits, targets, teacher_log_probs,
                              run.settings["distill_alpha"], run.settings["distill_temperature"],
                              smoothing, run.class_weight)
 

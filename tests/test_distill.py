@@ -14,7 +14,7 @@ from fer_app.data.normalize import Normalizer
 from fer_app.ensemble import combine, extract_member
 from fer_app.models import build_model
 from fer_app.recognition.inference import load_classifier
-from fer_app.training.distill import distillation_loss, teacher_outputs
+from fer_app.training.distill import blended_log_probs, distillation_loss, teacher_outputs
 from tests.gradcheck import check_gradients
 from tests.train_samples import make_faces, write_fer_csv
 from tinycnn import Tensor
@@ -153,6 +153,40 @@ def test_train_with_a_teacher_writes_its_outputs_and_resumes(tiny_csv, tmp_path)
     assert train.main(["--out", str(out), "--resume", "--epochs", "2"]) == 0
     assert os.path.getmtime(out / "teacher_outputs.npz") == cache_time   # reused, not rewritten
     assert [row["epoch"] for row in tinycnn.load(str(out / "last.npz"))[1]["history"]] == [1, 2]
+
+
+def test_blended_log_probs_are_the_log_of_the_blended_distributions():
+    p = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
+    partner = np.array([1, 0])
+    np.testing.assert_allclose(np.exp(blended_log_probs(np.log(p), 0.25, partner)),
+                               [[0.25 * 0.7 + 0.75 * 0.1, 0.25 * 0.2 + 0.75 * 0.1, 0.25 * 0.1 + 0.75 * 0.8],
+                                [0.25 * 0.1 + 0.75 * 0.7, 0.25 * 0.1 + 0.75 * 0.2, 0.25 * 0.8 + 0.75 * 0.1]])
+    np.testing.assert_allclose(blended_log_probs(np.log(p), 1.0, partner), np.log(p))   # lam 1: itself
+    np.testing.assert_allclose(blended_log_probs(np.log(p), 0.0, partner), np.log(p[partner]))
+
+
+def test_train_with_a_teacher_and_mixup_learns_from_blended_teacher_targets(tiny_csv, tmp_path,
+                                                                            monkeypatch):
+    teacher = save_model(tmp_path / "teacher.npz", "seed002", seed=0)
+    out = tmp_path / "student"
+    blended, given = [], []   # per batch: the blended teacher rows, and what the loss got
+
+    def recording_blend(*args):
+        blended.append(blended_log_probs(*args))
+        return blended[-1]
+
+    def recording_loss(logits, targets, teacher_log_probs, *args):
+        given.append(teacher_log_probs)
+        return distillation_loss(logits, targets, teacher_log_probs, *args)
+
+    monkeypatch.setattr(train, "blended_log_probs", recording_blend)
+    monkeypatch.setattr(train, "distillation_loss", recording_loss)
+    assert train.main(["--data", tiny_csv, "--out", str(out), *FAST, "--teacher", teacher,
+                       "--mixup", "0.4"]) == 0
+    assert len(blended) == 3 and all(a is b for a, b in zip(blended, given))   # 48 rows, batches of 16
+    settings, history = (tinycnn.load(str(out / "last.npz"))[1][key] for key in ("settings", "history"))
+    assert settings["mixup"] == 0.4 and settings["teacher"] == teacher
+    assert len(history) == 1 and np.isfinite(history[0]["train_loss"])
 
 
 def test_teacher_with_other_classes_is_a_clear_error(tiny_csv, tmp_path, capsys):

@@ -57,7 +57,8 @@ def test_mixup_blends_images_and_targets_with_the_same_weight():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((6, 1, 48, 48)).astype(np.float32)
     labels = np.array([0, 1, 2, 0, 1, 2])
-    mixed, targets = train.mixup(x, labels, 3, 0.4, np.random.default_rng(1))
+    teacher = np.log(np.random.default_rng(2).dirichlet(np.ones(3), size=6))   # (6, 3)
+    mixed, targets, blended = train.mixup(x, labels, 3, 0.4, np.random.default_rng(1), teacher)
     np.testing.assert_allclose(targets.sum(axis=1), 1.0, rtol=1e-6)
     # replay the generator to get lam and the partners, then check both blends
     replay = np.random.default_rng(1)
@@ -65,6 +66,10 @@ def test_mixup_blends_images_and_targets_with_the_same_weight():
     np.testing.assert_allclose(mixed, lam * x + (1 - lam) * x[partner], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(targets, lam * np.eye(3)[labels] + (1 - lam) * np.eye(3)[labels[partner]],
                                rtol=1e-5, atol=1e-6)
+    # the teacher's distributions are blended like the labels
+    np.testing.assert_allclose(np.exp(blended), lam * np.exp(teacher) + (1 - lam) * np.exp(teacher[partner]),
+                               rtol=1e-5)
+    assert train.mixup(x, labels, 3, 0.4, np.random.default_rng(1))[2] is None   # no teacher
 
 
 @pytest.mark.parametrize("name, kind", [("cosine", optim.CosineAnnealingLR),

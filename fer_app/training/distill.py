@@ -27,6 +27,12 @@ and its mirror image (the teacher's two-view TTA). It is the same whether augmen
 flips the image or not; shifts, small rotations and zooms change an expression little,
 which is the approximation the cache makes.
 
+With ``--mixup`` a batch blends image b with image perm[b] by lam; its teacher target is
+the same blend of the two cached distributions, log(lam p_b + (1 - lam) p_perm[b])
+(:func:`blended_log_probs`), as its label is the blend of the two one-hot labels. That is
+not the teacher's output on the blended image (which would need a teacher pass per batch):
+the same kind of approximation as the cache itself.
+
 The cache file (``teacher_outputs.npz`` in the run folder unless --teacher-cache says
 otherwise) records the SHA-256 of the teacher file and of the training images it was
 made for: a changed teacher or a different training set is recomputed, never reused stale.
@@ -114,6 +120,16 @@ def teacher_outputs(teacher: str, images: np.ndarray, class_names: list[str], ca
                  {"key": key, "class_names": list(class_names), "teacher": teacher_file})
     print(f"teacher outputs: {len(images)} images x 2 views written to {cache}", flush=True)
     return log_probs
+
+
+def blended_log_probs(log_probs: np.ndarray, lam: float, partner: np.ndarray) -> np.ndarray:
+    """log(lam p + (1 - lam) p[partner]) row by row, p = exp(log_probs): the teacher's
+    distribution for mixup's blend of each image with its partner.
+
+    log_probs (B, K) log-probabilities, lam in [0, 1], partner (B,) a permutation -> (B, K).
+    """
+    with np.errstate(divide="ignore"):  # lam 0 or 1: log 0 = -inf, and logaddexp keeps the other
+        return np.logaddexp(np.log(lam) + log_probs, np.log1p(-lam) + log_probs[partner])
 
 
 def distillation_loss(logits: Tensor, targets, teacher_log_probs, alpha: float,
