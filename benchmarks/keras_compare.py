@@ -51,8 +51,9 @@ from .keras_twin import (keras, keras_forward, keras_forward_backward, keras_mod
                          keras_train_step, keras_twin_layer, tf, tinycnn_layout, to_nchw, to_nhwc)
 from .layer_cases import (LayerCase, case_input, output_gradient, seed004_layer_cases,
                           tinycnn_forward, tinycnn_forward_backward)
-from .model_steps import (BATCH, CLASSES, IMAGE, tinycnn_fused_inference, tinycnn_inference,
-                          tinycnn_train_step, training_batch, with_batch_norm_statistics)
+from .model_steps import (BATCH, CLASSES, IMAGE, recording_thread_counts, tinycnn_fused_inference,
+                          tinycnn_inference, tinycnn_train_step, training_batch,
+                          with_batch_norm_statistics)
 from .timing import interleaved_samples, median
 
 REPO = Path(__file__).resolve().parents[1]
@@ -210,14 +211,6 @@ def products_on_one_thread(fn):
             return fn()
         finally:
             tinycnn.threads.set_threads(None)
-    return run
-
-
-def recording_thread_counts(fn, counts: set):
-    """``fn``, adding the thread count ``tinycnn.threads`` gives at each call to ``counts``."""
-    def run():
-        counts.add(tinycnn.threads.threads())
-        return fn()
     return run
 
 

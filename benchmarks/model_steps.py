@@ -54,10 +54,15 @@ def with_batch_norm_statistics(model: nn.Module, seed: int = 7) -> nn.Module:
     return model.eval()
 
 
+def recording_thread_counts(fn, counts: set):
+    """``fn``, adding the thread count ``tinycnn.threads`` gives at each call to ``counts``."""
+    def run():
+        counts.add(threads.threads())
+        return fn()
+    return run
+
+
 def tinycnn_fused_inference(fused, x: numpy.ndarray, threads_used: set):
     """A callable: ``fused(x)`` of a ``tinycnn.fuse`` model, x (N, C, H, W) -> logits
     (N, classes); adds the thread count ``tinycnn.threads`` gives the call to ``threads_used``."""
-    def infer():
-        threads_used.add(threads.threads())
-        return fused(x)
-    return infer
+    return recording_thread_counts(lambda: fused(x), threads_used)
