@@ -238,6 +238,11 @@ def pictures_of(faces: numpy.ndarray, seed: int) -> tuple[numpy.ndarray, numpy.n
     return numpy.stack(scenes), numpy.stack(boxes)
 
 
+def found_alone(detector: FaceDetector, scenes: numpy.ndarray) -> list[int]:
+    """Indices of the scenes (each one pasted face) where the detector finds that face alone."""
+    return [index for index, scene in enumerate(scenes) if len(detector.find(scene)) == 1]
+
+
 def thread_report() -> dict:
     """What runs the numbers: each BLAS/OpenMP library threadpoolctl sees (its kernel and
     threads), Numba's and OpenCV's thread counts, the thread variables, and what was unset."""
@@ -374,8 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     scoring = [recognizers[model, first_backend] for model in models]
     faces, labels = read_fer_faces(find_data(args.data), "PublicTest", args.accuracy_faces, seed=0)
     scenes, boxes = pictures_of(faces, seed=1)
-    shown = [index for index, scene in enumerate(scenes)  # faces the cascade finds, for the videos
-             if len(scoring[0].detector.find(scene)) == 1][:4]
+    shown = found_alone(scoring[0].detector, scenes)[:4]  # the faces of the videos
     if len(shown) < 4:
         parser.error(f"only {len(shown)} of the {len(faces)} faces are found alone; "
                      f"raise --accuracy-faces")

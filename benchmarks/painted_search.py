@@ -3,8 +3,9 @@
     python -m benchmarks.painted_search                    # 20 frames of each scene
     python -m benchmarks.painted_search --frames 60 --min-face-size 40
 
-The scenes of ``benchmarks/app_speed.py``: one FER-2013 PublicTest face at 160 px and four
-at 150 px, drifting on a 640x480 background (grey frames, not a decoded video). On each
+The scenes of ``benchmarks/app_speed.py``, with the same faces (its default 500 PublicTest
+faces, the first four the cascade finds alone): one face at 160 px and four at 150 px,
+drifting on a 640x480 background (grey frames, not a decoded video). On each
 frame FaceDetector (shrunk search, fer_app/recognition/faces.py) searches
 
   whole    the frame as it is,
@@ -24,12 +25,12 @@ import time
 
 import numpy
 
+from benchmarks.app_speed import FOUR_PLACES, found_alone, pictures_of
 from fer_app.data.load import find_data
 from fer_app.recognition.faces import FaceDetector
-from fer_app.recognition.scenes import drifting_scenes, paste_faces, read_fer_faces
+from fer_app.recognition.scenes import drifting_scenes, read_fer_faces
 from fer_app.recognition.tracking import FaceTracker
 
-FOUR_PLACES = [(70, 50), (390, 50), (70, 270), (390, 270)]  # as benchmarks/app_speed.py
 PAUSE_S = 0.010
 
 
@@ -39,15 +40,6 @@ def timed_search(detector: FaceDetector, grey: numpy.ndarray) -> tuple[float, nu
     start = time.perf_counter()
     boxes = detector.find(grey)
     return 1000 * (time.perf_counter() - start), boxes
-
-
-def faces_found_alone(detector: FaceDetector, faces: numpy.ndarray, count: int) -> numpy.ndarray:
-    """The first ``count`` faces (48, 48) the detector finds pasted alone at 160 px."""
-    found = [face for index, face in enumerate(faces)
-             if len(detector.find(paste_faces(face[None], side=160, seed=index)[0])) == 1]
-    if len(found) < count:
-        raise SystemExit(f"only {len(found)} faces are found alone; raise --faces")
-    return numpy.stack(found[:count])
 
 
 def scene_row(name: str, scenes: numpy.ndarray, tracker: FaceTracker) -> str:
@@ -73,14 +65,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default=None, help="fer2013.csv(.gz) (default: found as train does)")
     parser.add_argument("--frames", type=int, default=20, help="frames of each scene")
     parser.add_argument("--min-face-size", type=int, default=40)
-    parser.add_argument("--faces", type=int, default=60, help="PublicTest faces to choose 4 from")
+    parser.add_argument("--faces", type=int, default=500,
+                        help="PublicTest faces to choose 4 from (app_speed's --accuracy-faces)")
     args = parser.parse_args(argv)
     if args.frames < 1 or args.min_face_size < 1 or args.faces < 4:
         parser.error("--frames and --min-face-size must be at least 1, --faces at least 4")
     detector = FaceDetector(min_face_size=args.min_face_size)
     tracker = FaceTracker(detector)
     faces, _ = read_fer_faces(find_data(args.data), "PublicTest", args.faces, seed=0)
-    shown = faces_found_alone(detector, faces, 4)
+    shown = faces[found_alone(detector, pictures_of(faces, seed=1)[0])[:4]]
+    if len(shown) < 4:
+        parser.error(f"only {len(shown)} of the {len(faces)} faces are found alone; raise --faces")
     print(f"1-minute load {os.getloadavg()[0]:.2f}; {args.frames} frames per scene, "
           f"faces >= {args.min_face_size} px, paint_margin {tracker.paint_margin}")
     print("| scene | whole ms | painted ms | flat frame ms | faces found (whole) | new faces (painted) |\n"

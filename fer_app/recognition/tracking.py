@@ -24,8 +24,8 @@ A whole frame is searched again
   ``paint_margin * w``, filled with its mean grey) in the copy that is searched whole,
   so that the cascade rejects their windows at its first stages. On the frames of
   ``benchmarks/app_speed.py`` (``python -m benchmarks.painted_search``) a whole search
-  took 10.3 ms with one face and 25.8 ms with four, 3.1 and 4.6 ms with them painted
-  out, and 3.0 ms on a flat frame.
+  took 12-15 ms with one face and 27-28 ms with four, 4.0-4.4 and 5.2-5.4 ms with them
+  painted out, and 3.2-4.0 ms on a flat frame (two runs).
   A new face is found there unless it overlaps a painted box (then it is found once
   the two part);
 - at once, in the same frame, when a local search loses a face (it moved too
