@@ -56,6 +56,7 @@ from threadpoolctl import threadpool_info
 from tqdm import tqdm
 
 import tinycnn
+from fer_app.cli import error_boundary
 from fer_app.data.load import find_data
 from fer_app.recognition.faces import FaceDetector, crop_faces, to_grey
 from fer_app.recognition.inference import NAMED_MODELS
@@ -366,6 +367,7 @@ def checked_variants(parser: argparse.ArgumentParser, args: argparse.Namespace) 
     return variants
 
 
+@error_boundary
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     variants = args.variant_list

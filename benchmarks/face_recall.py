@@ -18,6 +18,7 @@ import time
 import numpy
 from tqdm import tqdm
 
+from fer_app.cli import error_boundary
 from fer_app.data.load import find_data
 from fer_app.recognition.faces import FaceDetector
 from fer_app.recognition.scenes import iou, paste_faces, read_fer_faces
@@ -38,6 +39,7 @@ def score(detector: FaceDetector, scenes: list, boxes: list) -> dict:
     return {"found": found, "false": false, "ms": 1000 * float(numpy.median(seconds))}
 
 
+@error_boundary
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--faces", type=int, default=200, help="PublicTest faces (default 200)")

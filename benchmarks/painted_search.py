@@ -26,6 +26,7 @@ import time
 import numpy
 
 from benchmarks.app_speed import FOUR_PLACES, found_alone, pictures_of
+from fer_app.cli import error_boundary
 from fer_app.data.load import find_data
 from fer_app.recognition.faces import FaceDetector
 from fer_app.recognition.scenes import drifting_scenes, read_fer_faces
@@ -59,6 +60,7 @@ def scene_row(name: str, scenes: numpy.ndarray, tracker: FaceTracker) -> str:
             f"{statistics.median(empty):.2f} | {numpy.mean(found):.2f} | {numpy.mean(new):.2f} |")
 
 
+@error_boundary
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.painted_search", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -257,3 +257,22 @@ def test_painted_search_benchmark_prints_a_row_per_scene(capsys):
     rows = [line.split("|") for line in capsys.readouterr().out.splitlines()
             if line.startswith("| one face") or line.startswith("| four faces")]
     assert [(float(row[5]), float(row[6])) for row in rows] == [(1.0, 0.0), (4.0, 0.0)]
+
+
+def test_a_bad_data_file_is_one_clear_line_in_the_face_benchmarks(tmp_path, capsys):
+    """read_fer_faces raises DataError for a file it cannot use; the benchmarks print it as one line."""
+    from benchmarks import app_speed, face_recall, painted_search
+    from fer_app.data.dataset import DataError
+    from fer_app.recognition.scenes import read_fer_faces
+    empty, training_only, short = tmp_path / "empty.csv", tmp_path / "training.csv", tmp_path / "short.csv"
+    empty.write_text("")
+    training_only.write_text("emotion,pixels,Usage\n0," + " ".join(["7"] * 2304) + ",Training\n")
+    short.write_text("emotion,pixels,Usage\n0,1 2 3,PublicTest\n")
+    for path, message in [(empty, "not a readable FER-2013 CSV"), (training_only, "no PublicTest rows"),
+                          (short, "pixels are not 48x48"), (tmp_path / "missing.csv", "not a readable")]:
+        with pytest.raises(DataError, match=message):
+            read_fer_faces(str(path))
+    for main in (app_speed.main, face_recall.main, painted_search.main):
+        assert main(["--data", str(training_only)]) == 1
+        error = capsys.readouterr().err
+        assert error.startswith("error: ") and "no PublicTest rows" in error and "Traceback" not in error

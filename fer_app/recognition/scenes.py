@@ -16,20 +16,34 @@ import cv2
 import numpy
 import pandas
 
+from ..cli import one_line
+from ..data.dataset import DataError
+
 
 def read_fer_faces(path: str, usage: str = "PublicTest", count: int | None = None,
                    seed: int | None = 0) -> tuple[numpy.ndarray, numpy.ndarray]:
     """Rows of a FER-2013 CSV (.csv or .csv.gz) with Usage == ``usage``.
 
     Returns faces (N, 48, 48) uint8 and labels (N,) int64; with ``count``, N of
-    them drawn at random (``seed``) without replacement.
+    them drawn at random (``seed``) without replacement. A DataError (one clear line in
+    the CLIs) if the file cannot be read as such a CSV or has no ``usage`` rows.
     """
-    table = pandas.read_csv(path, usecols=["emotion", "pixels", "Usage"])
+    try:
+        table = pandas.read_csv(path, usecols=["emotion", "pixels", "Usage"])
+    except (OSError, EOFError, ValueError) as error:  # missing, damaged, empty, other columns
+        raise DataError(f"{path}: not a readable FER-2013 CSV with emotion, pixels and Usage "
+                        f"columns ({one_line(error)})") from None
     table = table[table["Usage"] == usage]
+    if table.empty:
+        raise DataError(f"{path}: no {usage} rows")
     if count is not None and count < len(table):
         table = table.sample(n=count, random_state=seed)
-    pixels = [numpy.array(row.split(), dtype=numpy.uint8) for row in table["pixels"]]
-    faces = numpy.stack(pixels).reshape(-1, 48, 48)  # (N, 48, 48)
+    try:
+        pixels = [numpy.array(row.split(), dtype=numpy.uint8) for row in table["pixels"]]
+        faces = numpy.stack(pixels).reshape(-1, 48, 48)  # (N, 48, 48)
+    except (AttributeError, ValueError, OverflowError) as error:
+        raise DataError(f"{path}: a {usage} row's pixels are not 48x48 grey values 0..255 "
+                        f"({one_line(error)})") from None
     return faces, table["emotion"].to_numpy(dtype=numpy.int64)
 
 
