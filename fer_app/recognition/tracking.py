@@ -60,8 +60,7 @@ class FaceTracker:
         w * size_range wide (a face grows or shrinks by less than 15% between frames).
     paint_margin: the periodic whole-frame search paints out each followed box grown by
         this fraction of its side on every side (0.1 also hides the hair and chin around
-        the box, where partial windows run deep into the cascade: with four faces 4.1
-        instead of 8.2 ms in a development measurement).
+        the box, where windows that hold part of a face run deep into the cascade).
     """
 
     def __init__(self, detector: FaceDetector, detect_every: int = 5, pad: float = 0.25,
