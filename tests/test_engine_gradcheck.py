@@ -208,6 +208,16 @@ def _small_cnn():
         nn.Linear(3, 5), nn.BatchNorm1d(5), nn.ReLU(), nn.Dropout(0.5), nn.Linear(5, 3))
 
 
+def _residual(channels_in, channels_out):
+    """A residual block: identity shortcut when the channels stay, else a 1x1 conv + BN."""
+    body = nn.Sequential(nn.Conv2d(channels_in, channels_out, 3, padding=1), nn.BatchNorm2d(channels_out),
+                         nn.ReLU(), nn.Conv2d(channels_out, channels_out, 3, padding="same"))
+    if channels_in == channels_out:
+        return nn.Residual(body)
+    return nn.Residual(body, nn.Sequential(nn.Conv2d(channels_in, channels_out, 1, bias=False),
+                                           nn.BatchNorm2d(channels_out)))
+
+
 def _cnn_loss(rng):
     """A small CNN end to end: loss w.r.t. the images and all 12 parameters (train mode,
     but Dropout in eval mode so the function is deterministic)."""
@@ -234,6 +244,8 @@ LAYER_CASES = {
     "nn.ReLU": _layer(nn.ReLU, (3, 4), away_from_zero),
     "nn.Flatten": _layer(nn.Flatten, (2, 2, 2, 3)),
     "nn.Dropout eval (identity)": _layer(lambda: nn.Dropout(0.5), (3, 4), train=False),
+    "nn.Residual identity shortcut": _layer(lambda: _residual(2, 2), (2, 2, 4, 5)),
+    "nn.Residual 1x1 conv shortcut": _layer(lambda: _residual(2, 3), (3, 2, 4, 4)),
     "nn.Sequential small CNN + loss": _cnn_loss,
 }
 

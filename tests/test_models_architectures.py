@@ -48,11 +48,19 @@ def expected_parameters(name: str, k: int) -> int:
         widths = [(1, 16), (16, 32), (32, 32), (32, 64), (64, 64), (64, 128), (128, 128)]
         return (sum(conv(a, b, 3, bias=False) + bn(b) for a, b in widths)
                 + dense(128 * 9, 128, bias=False) + bn(128) + dense(128, k))
+    if name == "resnet_fer":
+        stem = conv(1, 32, 3, bias=False) + bn(32)
+        blocks = 0
+        for a, b in [(32, 64), (64, 128), (128, 256)]:
+            blocks += conv(a, b, 3, bias=False) + bn(b) + conv(b, b, 3, bias=False) + bn(b)  # first block
+            blocks += conv(a, b, 1, bias=False) + bn(b)                                     # its shortcut
+            blocks += 2 * (conv(b, b, 3, bias=False) + bn(b))                               # second block
+        return stem + blocks + dense(256 * 9, 256, bias=False) + bn(256) + dense(256, k)
     raise AssertionError(f"no expected count written for {name}")
 
 
 CLASSES = {"seed001": 7, "seed002": 6, "seed004": 7, "vgg_fer": 7, "vgg_fer_wide": 7,
-           "vgg_fer_small": 7}
+           "vgg_fer_small": 7, "resnet_fer": 7}
 
 
 def test_every_architecture_is_listed_here():
@@ -105,6 +113,21 @@ def test_flops_of_the_default_architecture():
     assert sum(row.flops for row in rows) == expected
     assert rows[-1].output_shape == (7,)
     assert sum(row.parameters for row in rows) == expected_parameters("vgg_fer", 7)
+
+
+def test_flops_of_the_residual_architecture_count_both_branches_of_every_block():
+    rows = summarize(build_model("resnet_fer", 7))
+    convs = [(48, 1, 32, 3)]                                      # (output side, in, out, kernel)
+    for side, a, b in [(24, 32, 64), (12, 64, 128), (6, 128, 256)]:
+        convs += [(side, a, b, 3), (side, b, b, 3), (side, a, b, 1), (side, b, b, 3), (side, b, b, 3)]
+    expected = sum(2 * side * side * c_out * c_in * k * k for side, c_in, c_out, k in convs) \
+        + 2 * 2304 * 256 + 2 * 256 * 7
+    assert sum(row.flops for row in rows) == expected
+    residual_rows = [row for row in rows if row.name.startswith("Residual")]
+    assert [row.name for row in residual_rows[:2]] == [
+        "Residual(convs 32 -> 64 -> 64, shortcut 2 layers)",
+        "Residual(convs 64 -> 64 -> 64, shortcut identity)"]
+    assert sum(row.parameters for row in rows) == expected_parameters("resnet_fer", 7)
 
 
 def test_models_command_prints_a_table_per_architecture(capsys):

@@ -17,6 +17,8 @@ What changes, and why the numbers stay the same (up to float32 rounding):
   matrix, the Winograd-domain filters) and scratch arrays, and add the bias, apply the
   ReLU and pool in the one pass that writes the output.
 - Linear [BatchNorm1d] [ReLU] become  x @ w'^T + b'  and a ReLU.
+- A Residual block's body and shortcut are fused the same way (the body's last batch norm
+  folds into its last convolution); the step adds the two and applies the ReLU.
 - Dropout is the identity in eval mode and is left out.
 - No Tensor, Function or graph: arrays in, arrays out, on the backend of the model's weights.
 - BLAS and Numba threads are set for the call by ``tinycnn.threads`` (not by the entry point).
@@ -33,7 +35,7 @@ from . import backend
 from .functional._pairs import pair
 from .functional.conv import conv_padding
 from .nn import (BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU,
-                 Sequential)
+                 Residual, Sequential)
 from .nn.module import Module
 from .tensor import Tensor
 from .threads import inference_threads
@@ -43,13 +45,18 @@ def fuse(model: Sequential) -> "FusedSequential":
     """The inference-only form of a trained ``model`` (see the module docstring).
 
     Nested Sequentials are flattened; any layer other than Conv2d, Linear, BatchNorm1d/2d,
-    ReLU, MaxPool2d, Flatten and Dropout is a TypeError.
+    ReLU, MaxPool2d, Flatten, Dropout and Residual is a TypeError.
     """
     if not isinstance(model, Sequential):
         raise TypeError(f"fuse takes an nn.Sequential, not {type(model).__name__}")
-    layers = [layer for layer in _layers(model) if not isinstance(layer, Dropout)]
     weights = model.parameters()[0].data
     owner = backend.of(weights)
+    return FusedSequential(_steps(owner, model), owner, weights.dtype)
+
+
+def _steps(owner: backend.Backend, model: Sequential) -> list:
+    """The fused steps of ``model``'s layers, in order."""
+    layers = [layer for layer in _layers(model) if not isinstance(layer, Dropout)]
     steps, i = [], 0
     while i < len(layers):
         if isinstance(layers[i], (Conv2d, Linear)):
@@ -57,7 +64,7 @@ def fuse(model: Sequential) -> "FusedSequential":
         else:
             step, i = _single_step(owner, layers[i]), i + 1
         steps.append(step)
-    return FusedSequential(steps, owner, weights.dtype)
+    return steps
 
 
 class FusedSequential:
@@ -171,6 +178,28 @@ class KernelStep:
         return repr(self.layer)
 
 
+class ResidualStep:
+    """relu(body(x) + shortcut(x)), each branch a list of fused steps (none: the identity)."""
+
+    def __init__(self, owner, block: Residual):
+        self.xp = owner.xp
+        self.body = _steps(owner, block.body)
+        self.shortcut = [] if block.shortcut is None else _steps(owner, block.shortcut)
+
+    def __call__(self, x):
+        y, skip = x, x
+        for step in self.body:
+            y = step(y)
+        for step in self.shortcut:
+            skip = step(skip)
+        return self.xp.maximum(y + skip, 0)
+
+    def __repr__(self) -> str:
+        body = ", ".join(map(repr, self.body))
+        shortcut = ", ".join(map(repr, self.shortcut)) or "identity"
+        return f"Residual(body=[{body}], shortcut=[{shortcut}])"
+
+
 class FlattenStep:
     """(N, C, H, W) -> (N, C*H*W), a view."""
 
@@ -212,6 +241,8 @@ def _single_step(owner, layer: Module):
         return KernelStep(owner, layer)
     if isinstance(layer, Flatten):
         return FlattenStep()
+    if isinstance(layer, Residual):
+        return ResidualStep(owner, layer)
     raise TypeError(f"fuse does not know the layer {type(layer).__name__}")
 
 

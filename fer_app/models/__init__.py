@@ -11,6 +11,7 @@ from typing import Callable
 
 from tinycnn import nn
 
+from .resnet_fer import resnet_fer
 from .seed001 import seed001
 from .seed002 import seed002
 from .seed004 import seed004
@@ -23,6 +24,7 @@ ARCHITECTURES: dict[str, Callable[[int], nn.Sequential]] = {
     "vgg_fer": vgg_fer,
     "vgg_fer_wide": vgg_fer_wide,
     "vgg_fer_small": vgg_fer_small,
+    "resnet_fer": resnet_fer,
 }
 DEFAULT_ARCH = "vgg_fer"
 INPUT_SHAPE = (1, 48, 48)  # (C, H, W) of one face

@@ -1,8 +1,9 @@
 """Layer-by-layer table of a Sequential model: output shape, parameters, FLOPs.
 
 FLOPs are counted for one image as 2 x the multiply-adds of convolutions and
-dense layers (batch norm, ReLU, pooling and dropout add well under 1%):
+dense layers (batch norm, ReLU, pooling, dropout and residual sums add well under 1%):
     Conv2d: 2 * OH * OW * O * C * KH * KW      Linear: 2 * in * out
+A Residual block's row holds the FLOPs of the layers in its body and shortcut.
 """
 from __future__ import annotations
 
@@ -34,6 +35,28 @@ def layer_flops(layer: nn.Module, output_shape: tuple) -> int:
     return 0
 
 
+def residual_flops(block: nn.Residual, x: tinycnn.Tensor) -> int:
+    """FLOPs of one image through ``block``'s body and shortcut layers; x (1, C, H, W) its input."""
+    flops = 0
+    for branch in (block.body, block.shortcut or []):
+        y = x
+        for layer in branch:
+            y = layer(y)
+            flops += layer_flops(layer, y.shape[1:])
+    return flops
+
+
+def layer_name(layer: nn.Module) -> str:
+    """repr(layer) on one line: a Residual block is named by its convolutions' channels."""
+    if not isinstance(layer, nn.Residual):
+        return repr(layer)
+    convs = [inner for inner in layer.body if isinstance(inner, nn.Conv2d)]
+    channels = " -> ".join([str(convs[0].weight.shape[1])] + [str(c.weight.shape[0]) for c in convs]) \
+        if convs else "no convolution"
+    shortcut = "identity" if layer.shortcut is None else f"{len(layer.shortcut)} layers"
+    return f"Residual(convs {channels}, shortcut {shortcut})"
+
+
 def summarize(model: nn.Sequential, input_shape: tuple = (1, 48, 48)) -> list[LayerRow]:
     """Run one zero image through ``model`` (eval mode, no graph) and describe every layer."""
     was_training = model.training
@@ -42,10 +65,11 @@ def summarize(model: nn.Sequential, input_shape: tuple = (1, 48, 48)) -> list[La
     rows = []
     with tinycnn.no_grad():
         for layer in model:
+            inner = residual_flops(layer, x) if isinstance(layer, nn.Residual) else 0
             x = layer(x)
             shape = x.shape[1:]
-            rows.append(LayerRow(repr(layer), shape, layer.num_parameters(),
-                                 layer_flops(layer, shape)))
+            rows.append(LayerRow(layer_name(layer), shape, layer.num_parameters(),
+                                 inner + layer_flops(layer, shape)))
     model.train(was_training)
     return rows
 

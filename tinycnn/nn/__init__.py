@@ -6,6 +6,7 @@ from .dropout import Dropout
 from .linear import Linear
 from .module import Module, Parameter, Sequential
 from .pool import MaxPool2d
+from .residual import Residual
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "Conv2d", "Dropout", "Flatten", "Linear",
-           "MaxPool2d", "Module", "Parameter", "ReLU", "Sequential"]
+           "MaxPool2d", "Module", "Parameter", "ReLU", "Residual", "Sequential"]
