@@ -5,6 +5,12 @@
     python -m fer_app.model_card --run runs/* --ship --float16 --budget-mb 20   # chosen by a rule
     python -m fer_app.model_card --name fast --run runs/student_a runs/student_b --ship --readme README.md
 
+A ``--run`` may also be a network's model file without its run folder (e.g. a member taken
+out of the shipped ensemble with ``python -m fer_app.ensemble default --member I``): its
+training facts and curves then come from the card that already describes that network
+(``docs/model_card*/model_card.json`` under the current folder, matched by architecture,
+chosen epoch and accuracy: :func:`described_member`).
+
 ``--ship`` copies ``RUN/model.npz`` (the epoch with the best PublicTest accuracy)
 to ``fer_app/weights/default.npz`` (``--name fast``: ``fast.npz``, the one network for
 live video: of several runs, the one :func:`choose_fast` picks); given several runs, it ships the ensemble of their
@@ -53,6 +59,13 @@ PURPOSE = {"default": "the most accurate: still pictures (`predict`, `evaluate`,
 
 
 FAST_MAX_GFLOPS = 0.2  # the fast model's budget: one network of at most vgg_fer's cost
+CARD_FOLDERS = {"default": os.path.join("docs", "model_card"),
+                "fast": os.path.join("docs", "model_card_fast")}   # relative to the current folder
+
+
+def model_path(run: str) -> str:
+    """The model file of a --run entry: RUN/model.npz for a run folder, else the entry itself."""
+    return run if os.path.isfile(run) else os.path.join(run, "model.npz")
 
 
 def choose_fast(runs: list[str], max_gflops: float = FAST_MAX_GFLOPS) -> str:
@@ -61,7 +74,7 @@ def choose_fast(runs: list[str], max_gflops: float = FAST_MAX_GFLOPS) -> str:
     already chose its epoch). Returns that run folder."""
     candidates = []  # (validation accuracy, run)
     for run in runs:
-        _, metadata = read_model_file(os.path.join(run, "model.npz"))
+        _, metadata = read_model_file(model_path(run))
         if metadata["arch"] == "ensemble":
             raise ModelFileError(f"{run}: is an ensemble; the fast model is one network")
         network = build_network(metadata)
@@ -232,17 +245,46 @@ def replace_in_readme(readme: str, markdown: str, name: str = "default") -> None
 
 def check_member(run: str, metadata: dict) -> None:
     """Before anything is written: a UserError unless ``metadata`` (one network's) comes
-    from fer_app.train and ``run`` holds its history.csv."""
+    from fer_app.train and ``run`` is its run folder with history.csv, or a model file that
+    a card already describes."""
     missing = [key for key in ("settings", "epoch", "val") if key not in metadata]
     if missing:
         raise ModelFileError(f"{run}: its network was not written by fer_app.train (no "
                              f"{', '.join(missing)} in its metadata)")
-    read_history(os.path.join(run, "history.csv"))
+    if os.path.isfile(run):
+        described_member(run, metadata)
+    else:
+        read_history(os.path.join(run, "history.csv"))
+
+
+def described_member(path: str, metadata: dict) -> tuple[dict, str]:
+    """(facts, card folder) of the network in model file ``path`` as a card in CARD_FOLDERS
+    describes it: the member with the same architecture, chosen epoch and accuracy. A
+    ModelFileError if no card does (its run folder is needed then)."""
+    for folder in CARD_FOLDERS.values():
+        try:
+            with open(os.path.join(folder, "model_card.json"), encoding="utf-8") as file:
+                members = json.load(file)["members"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        for member in members:
+            if (member.get("arch"), member.get("best_epoch"), member.get("val_acc")) == \
+                    (metadata["arch"], metadata["epoch"], metadata["val"]["val_acc"]):
+                return member, folder
+    raise ModelFileError(f"{path}: no card in {' or '.join(CARD_FOLDERS.values())} describes this "
+                         "network; give its run folder (with history.csv) instead")
 
 
 def member_facts(run: str, metadata: dict, out: str) -> dict:
-    """How one network of the model was trained, from its run folder and its metadata;
-    draws its learning curves into ``out``."""
+    """How one network of the model was trained, from its run folder and its metadata
+    (or, for a model file, from the card that describes it); draws (or copies) its
+    learning curves into ``out``."""
+    if os.path.isfile(run):
+        facts, folder = described_member(run, metadata)
+        curves = os.path.join(folder, facts["curves"])
+        if os.path.isfile(curves) and not os.path.samefile(folder, out):
+            shutil.copyfile(curves, os.path.join(out, facts["curves"]))
+        return dict(facts)
     history = read_history(os.path.join(run, "history.csv"))
     name = os.path.basename(os.path.normpath(run))
     plots.plot_curves(history, os.path.join(out, f"curves_{name}.png"))
@@ -299,7 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fer_app.model_card", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", required=True, nargs="+",
-                        help="training run folder(s) (model.npz, history.csv); several make an ensemble")
+                        help="training run folder(s) (model.npz, history.csv), or model files of "
+                             "networks a card already describes; several make an ensemble")
     parser.add_argument("--ship", action="store_true",
                         help="ship RUN/model.npz (or the ensemble of the runs' models) first")
     parser.add_argument("--float16", action="store_true",
@@ -323,20 +366,20 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--budget-mb chooses what to ship: give --ship too")
     if args.name == "fast" and args.budget_mb is not None:
         parser.error("--budget-mb chooses ensemble members; the fast model is one network")
-    out = args.out or os.path.join("docs", "model_card" if args.name == "default" else f"model_card_{args.name}")
+    out = args.out or CARD_FOLDERS[args.name]
     writable_folder(out, "--out")   # now, not after minutes of evaluation
     runs = args.run
     if args.budget_mb is not None:
-        models = choose_within_budget([os.path.join(run, "model.npz") for run in runs],
-                                      int(args.budget_mb * 1e6), args.float16)
-        runs = [os.path.dirname(model) for model in models]
+        run_of = {model_path(run): run for run in runs}
+        models = choose_within_budget(list(run_of), int(args.budget_mb * 1e6), args.float16)
+        runs = [run_of[model] for model in models]
         print(f"chosen within {args.budget_mb:g} MB: {' '.join(runs)}", file=sys.stderr)
     if args.name == "fast":
         runs = [choose_fast(runs)]
         print(f"chosen as the fast model (best own accuracy at <= {FAST_MAX_GFLOPS} GFLOP): "
               f"{runs[0]}", file=sys.stderr)
     if args.ship:
-        ship([os.path.join(run, "model.npz") for run in runs], args.float16, args.name)
+        ship([model_path(run) for run in runs], args.float16, args.name)
     card = make_card(args.model or args.name, runs, args.data, args.split, out)
     card["command"] = "python -m fer_app.model_card " + " ".join(argv if argv is not None else sys.argv[1:])
     card.update(name=args.name, out=out)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import pytest
 
@@ -117,6 +118,34 @@ def test_fast_rule_takes_the_most_accurate_network_within_the_flop_budget(tmp_pa
     assert model_card.choose_fast(runs, max_gflops=1.0) == model_card.choose_fast(runs)
     with pytest.raises(ModelFileError, match="at most"):
         model_card.choose_fast(runs, max_gflops=1e-6)   # seed002 costs 0.008 GFLOP
+
+
+def test_a_member_file_without_its_run_folder_takes_its_facts_from_the_card(tmp_path, monkeypatch):
+    """A network kept only as a model file (the run folder is gone) can join a new ensemble
+    card: its training facts and curves come from the card that described it."""
+    monkeypatch.chdir(tmp_path)
+    data = write_fer_csv(tmp_path / "tiny.csv", {"Training": 48, "PublicTest": 16})
+    runs = [train_tiny_run(tmp_path / name, data, "--seed", seed) for name, seed in (("a", "0"), ("b", "1"))]
+    assert model_card.main(["--run", runs[0], "--model", os.path.join(runs[0], "model.npz"),
+                            "--data", str(data)]) == 0      # the card of "a", in docs/model_card
+    first = json.loads((tmp_path / "docs" / "model_card" / "model_card.json").read_text())["members"][0]
+    kept = tmp_path / "kept_a.npz"
+    os.replace(os.path.join(runs[0], "model.npz"), kept)
+    shutil.rmtree(runs[0])
+    pair = tmp_path / "pair.npz"
+    ensemble.combine([str(kept), os.path.join(runs[1], "model.npz")], str(pair))
+    out = tmp_path / "card_pair"
+    assert model_card.main(["--run", str(kept), runs[1], "--model", str(pair), "--data", str(data),
+                            "--out", str(out)]) == 0
+    members = json.loads((out / "model_card.json").read_text())["members"]
+    assert members[0] == first and members[1]["run"] == "b"
+    assert (out / first["curves"]).read_bytes() == \
+        (tmp_path / "docs" / "model_card" / first["curves"]).read_bytes()
+
+    stranger = tmp_path / "stranger.npz"      # a network no card describes
+    os.replace(os.path.join(runs[1], "model.npz"), stranger)
+    with pytest.raises(ModelFileError, match="no card in .* describes this network"):
+        model_card.check_member(str(stranger), tinycnn.load(str(stranger))[1])
 
 
 def test_budget_without_ship_is_refused(capsys):
