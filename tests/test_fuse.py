@@ -69,15 +69,24 @@ def test_an_empty_batch_gives_empty_logits_fused_and_unfused(name):
 def test_fused_equals_eval_mode_on_every_layer_kind(name):
     with using_backend(name):
         tinycnn.manual_seed(3)
-        model = with_batch_norm_statistics(every_layer_kind(), seed=4)
-        fused = tinycnn.fuse(model)
-        kinds = [type(step).__name__ for step in fused.steps]
-        assert kinds == ["ConvStep", "ConvStep", "KernelStep", "AffineStep", "KernelStep",
-                         "ConvStep", "FlattenStep", "LinearStep", "LinearStep"]
+        fused = fused_like_eval_mode(with_batch_norm_statistics(every_layer_kind(), seed=4), size=13)
+        assert step_kinds(fused) == ["ConvStep", "ConvStep", "KernelStep", "AffineStep", "KernelStep",
+                                     "ConvStep", "FlattenStep", "LinearStep", "LinearStep"]
         assert (fused.steps[0].pool, fused.steps[0].relu) == (True, False)
-        for n in BATCH_SIZES:
-            x = faces(n, seed=n, size=13)
-            numpy.testing.assert_allclose(fused(x), unfused(model, x), rtol=RTOL, atol=ATOL)
+
+
+def fused_like_eval_mode(model: nn.Sequential, size: int):
+    """tinycnn.fuse(model), checked against the eval-mode model at every batch size on
+    size x size inputs."""
+    fused = tinycnn.fuse(model)
+    for n in BATCH_SIZES:
+        x = faces(n, seed=n, size=size)
+        numpy.testing.assert_allclose(fused(x), unfused(model, x), rtol=RTOL, atol=ATOL)
+    return fused
+
+
+def step_kinds(fused) -> list[str]:
+    return [type(step).__name__ for step in fused.steps]
 
 
 def residual_blocks() -> nn.Sequential:
@@ -96,17 +105,12 @@ def residual_blocks() -> nn.Sequential:
 def test_fused_residual_blocks_equal_eval_mode(name):
     with using_backend(name):
         tinycnn.manual_seed(5)
-        model = with_batch_norm_statistics(residual_blocks(), seed=6)
-        fused = tinycnn.fuse(model)
-        kinds = [type(step).__name__ for step in fused.steps]
-        assert kinds == ["ConvStep", "ResidualStep", "ResidualStep", "KernelStep", "FlattenStep",
-                         "LinearStep"]
+        fused = fused_like_eval_mode(with_batch_norm_statistics(residual_blocks(), seed=6), size=10)
+        assert step_kinds(fused) == ["ConvStep", "ResidualStep", "ResidualStep", "KernelStep",
+                                     "FlattenStep", "LinearStep"]
         identity, projection = fused.steps[1], fused.steps[2]
         assert identity.shortcut == [] and [type(s).__name__ for s in projection.shortcut] == ["ConvStep"]
         assert [step.relu for step in identity.body] == [True, False]   # the sum gets the last ReLU
-        for n in BATCH_SIZES:
-            x = faces(n, seed=n, size=10)
-            numpy.testing.assert_allclose(fused(x), unfused(model, x), rtol=RTOL, atol=ATOL)
 
 
 @pytest.mark.parametrize("name", CPU_BACKENDS)
