@@ -112,6 +112,26 @@ def test_resume_with_more_epochs_stretches_the_schedule(tiny_csv, tmp_path):
     assert [float(row["lr"]) for row in read_history(out)] == pytest.approx([0.002, 0.001])
 
 
+def test_a_residual_network_trains_resumes_and_classifies_like_its_unfused_self(tiny_csv, tmp_path):
+    """resnet_fer's nested names (blocks, bodies, shortcuts, none for an identity) survive
+    checkpoints, resuming and the model file; the fused Classifier agrees with the network."""
+    out = str(tmp_path / "resnet")
+    options = ["--arch", "resnet_fer", "--batch-size", "16", "--backend", "numba", "--augment", "light"]
+    assert train.main(["--data", tiny_csv, "--epochs", "1", "--out", out, *options]) == 0
+    assert train.main(["--resume", "--epochs", "2", "--out", out]) == 0
+    assert [int(row["epoch"]) for row in read_history(out)] == [1, 2]
+    state, metadata = tinycnn.load(os.path.join(out, "model.npz"))
+    assert metadata["arch"] == "resnet_fer" and "4.body.3.weight" in state and "4.shortcut.0.weight" in state
+    classifier = load_classifier(os.path.join(out, "model.npz"), "numba")
+    faces = make_faces(np.arange(5), seed=3)
+    network = build_model("resnet_fer")
+    network.load_state_dict(state)
+    network.eval()
+    with tinycnn.no_grad():
+        logits = network(tinycnn.Tensor(classifier.normalizer.apply(faces))).numpy()
+    np.testing.assert_allclose(classifier.predict_logits(faces), logits, rtol=1e-4, atol=1e-4)
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_csv, tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
     assert train.main(["--data", tiny_csv, "--epochs", "1", "--out", str(out), *FAST]) == 0
