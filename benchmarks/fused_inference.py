@@ -10,6 +10,10 @@ fastest milliseconds per batch. The header says which BLAS library and kernel ra
 (threadpoolctl), the thread settings, and the machine's load, since on a shared machine
 the thread counts decide more than the kernels. Random weights: speed does not depend on
 them. Writes nothing unless given ``--out`` (a markdown file).
+
+``--steps`` adds where the fused model's time goes: each step (a fused conv block, a
+dense layer, ...) timed alone, in order, inside one thread setting (every core), the
+median milliseconds and its share of the steps' sum, per architecture and batch size.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ import argparse
 import os
 import platform
 import sys
+import time
 
 import numpy
 from threadpoolctl import threadpool_info
@@ -62,6 +67,32 @@ def time_model(arch: str, batch: int, thread_counts: list[int], reps: int) -> di
         threads.set_threads(None)
 
 
+def step_milliseconds(arch: str, batch: int, reps: int) -> list[tuple[str, float]]:
+    """[(step, median ms)] of the fused model's steps, each timed alone on its real input."""
+    tinycnn.manual_seed(0)
+    fused = tinycnn.fuse(build_model(arch).eval())
+    x = numpy.random.default_rng(0).normal(size=(batch, 1, 48, 48)).astype(numpy.float32)
+    for _ in range(3):
+        fused(x)                                             # warm-up: compile, buffers
+    seconds = [[] for _ in fused.steps]
+    with threads.inference_threads():
+        for _ in range(reps):
+            y = x
+            for index, step in enumerate(fused.steps):
+                start = time.perf_counter()
+                y = step(y)
+                seconds[index].append(time.perf_counter() - start)
+    return [(repr(step), float(numpy.median(s)) * 1e3) for step, s in zip(fused.steps, seconds)]
+
+
+def steps_report(arch: str, batch: int, steps: list[tuple[str, float]]) -> str:
+    total = sum(ms for _, ms in steps)
+    lines = [f"Steps of fused {arch}, batch {batch} (sum {total:.2f} ms):", "",
+             "| step | median ms | share |", "|---|---:|---:|"]
+    lines += [f"| {name} | {ms:.3f} | {ms / total:.0%} |" for name, ms in steps]
+    return "\n".join(lines)
+
+
 def report(rows: list[tuple], header: list[str]) -> str:
     lines = header + ["", "| model | batch | path | median ms | fastest ms | fastest ms per image |",
                       "|---|---:|---|---:|---:|---:|"]
@@ -80,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", nargs="+", type=int, default=None,
                         help="thread counts for the fused runs (default: 1 and every core)")
     parser.add_argument("--reps", type=int, default=15, help="samples per side (default 15)")
+    parser.add_argument("--steps", action="store_true",
+                        help="also time each fused step alone (where the time goes)")
     parser.add_argument("--out", default=None, help="also write the table to this markdown file")
     args = parser.parse_args(argv)
     backend.use(args.backend)
@@ -101,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{arch} batch {batch:>3} {side:<22} median {numpy.median(samples) * 1e3:8.2f} ms"
                       f"  fastest {min(samples) * 1e3:8.2f} ms", flush=True)
     text = report(rows, header)
+    if args.steps:
+        text += "".join(f"\n\n{steps_report(arch, batch, step_milliseconds(arch, batch, args.reps))}"
+                        for arch in args.archs for batch in args.batches)
     print()
     print(text)
     if args.out:

@@ -13,6 +13,7 @@ from benchmarks.layer_cases import (case_input, output_gradient, seed004_layer_c
                                     tinycnn_forward, tinycnn_forward_backward)
 from benchmarks.model_steps import tinycnn_fused_inference, tinycnn_inference, with_batch_norm_statistics
 from benchmarks.timing import interleaved_samples
+from fer_app.models import build_model
 from tinycnn import backend, nn
 
 # seed-004's layer list, shrunk: 16x16 images, 4..8 channels, dense 6 and 5, 3 classes
@@ -101,3 +102,16 @@ def test_idle_gap_times_one_face_after_each_pause(capsys):
     assert idle_gap.main(["--archs", "vgg_fer_small", "--pauses", "0", "1", "--reps", "2"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| vgg_fer_small")]
     assert [row.split("|")[2].strip() for row in rows] == ["0", "1"]
+
+
+def test_fused_inference_steps_table_has_a_row_per_fused_step(capsys, tmp_path):
+    from benchmarks import fused_inference
+    out = tmp_path / "fused.md"
+    assert fused_inference.main(["--archs", "seed002", "--batches", "2", "--reps", "2", "--threads", "1",
+                                 "--backend", "numpy", "--steps", "--out", str(out)]) == 0
+    text = out.read_text()
+    steps = tinycnn.fuse(build_model("seed002")).steps
+    section = text.split("Steps of fused seed002, batch 2")[1]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "median ms" not in line]
+    assert [row.split(" | ")[0][2:] for row in rows] == [repr(step) for step in steps]
+    assert "| fused, 1 thread(s) |" in text and "fused, 1 thread(s)" in capsys.readouterr().out
