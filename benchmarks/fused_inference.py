@@ -75,13 +75,17 @@ def step_milliseconds(arch: str, batch: int, reps: int) -> list[tuple[str, float
     for _ in range(3):
         fused(x)                                             # warm-up: compile, buffers
     seconds = [[] for _ in fused.steps]
-    with threads.inference_threads():
-        for _ in range(reps):
-            y = x
-            for index, step in enumerate(fused.steps):
-                start = time.perf_counter()
-                y = step(y)
-                seconds[index].append(time.perf_counter() - start)
+    threads.set_threads(threads.cores())
+    try:
+        with threads.inference_threads():
+            for _ in range(reps):
+                y = x
+                for index, step in enumerate(fused.steps):
+                    start = time.perf_counter()
+                    y = step(y)
+                    seconds[index].append(time.perf_counter() - start)
+    finally:
+        threads.set_threads(None)
     return [(repr(step), float(numpy.median(s)) * 1e3) for step, s in zip(fused.steps, seconds)]
 
 

@@ -7,6 +7,7 @@ import pytest
 
 import tinycnn
 from tinycnn import functional as F
+from tinycnn import nn
 from fer_app.models import ARCHITECTURES, DEFAULT_ARCH, build_model
 from fer_app.models.__main__ import main as models_main
 from fer_app.models.summary import summarize
@@ -128,6 +129,19 @@ def test_flops_of_the_residual_architecture_count_both_branches_of_every_block()
         "Residual(convs 32 -> 64 -> 64, shortcut 2 layers)",
         "Residual(convs 64 -> 64 -> 64, shortcut identity)"]
     assert sum(row.parameters for row in rows) == expected_parameters("resnet_fer", 7)
+
+
+def test_flops_count_a_residual_block_nested_in_another():
+    inner = nn.Residual(nn.Sequential(nn.Conv2d(2, 2, 3, padding=1)))
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1),
+                          nn.Residual(nn.Sequential(inner, nn.Conv2d(2, 2, 1))),
+                          nn.Flatten(), nn.Linear(2 * 8 * 8, 3))
+    rows = summarize(model, (1, 8, 8))
+
+    def conv_flops(c_in, c_out, k):
+        return 2 * 8 * 8 * c_out * c_in * k * k
+    assert sum(row.flops for row in rows) == (conv_flops(1, 2, 3) + conv_flops(2, 2, 3)
+                                              + conv_flops(2, 2, 1) + 2 * 128 * 3)
 
 
 def test_models_command_prints_a_table_per_architecture(capsys):

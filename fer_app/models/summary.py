@@ -36,13 +36,15 @@ def layer_flops(layer: nn.Module, output_shape: tuple) -> int:
 
 
 def residual_flops(block: nn.Residual, x: tinycnn.Tensor) -> int:
-    """FLOPs of one image through ``block``'s body and shortcut layers; x (1, C, H, W) its input."""
+    """FLOPs of one image through ``block``'s body and shortcut layers (blocks inside them
+    included); x (1, C, H, W) its input."""
     flops = 0
     for branch in (block.body, block.shortcut or []):
         y = x
         for layer in branch:
+            inner = residual_flops(layer, y) if isinstance(layer, nn.Residual) else 0
             y = layer(y)
-            flops += layer_flops(layer, y.shape[1:])
+            flops += inner + layer_flops(layer, y.shape[1:])
     return flops
 
 
