@@ -29,13 +29,18 @@ from .data.load import find_data, select_split
 from .evaluate import dataset_for, evaluate
 from .model_card import NOT_RECIPE, read_history, training_hours
 from .recognition.inference import ModelFileError, load_classifier, read_model_file
+from .train import DEFAULTS
 from .training import markdown, reproduce
 
 
 def recipe_changes(settings: dict, reference: dict) -> str:
-    """The settings in which ``settings`` differs from ``reference``, as "key=value, ..."."""
+    """The settings in which ``settings`` differs from ``reference``, as "key=value, ...".
+
+    A setting the reference run does not record (an option added to fer_app.train after it
+    ran) counts as train's default, which is what that run did."""
     changes = [f"{key}={value}" for key, value in settings.items()
-               if key not in NOT_RECIPE and key != "epochs" and reference.get(key) != value]
+               if key not in NOT_RECIPE and key != "epochs"
+               and reference.get(key, DEFAULTS.get(key)) != value]
     return ", ".join(changes) or "(reference)"
 
 

@@ -71,3 +71,14 @@ def test_reproduce_needs_pairs_of_one_architecture(tmp_path, capsys):
     six = train_tiny_run(tmp_path / "six", data, "--classes", "6")
     assert compare_runs.main(["--reproduce", str(seven), str(six), "--data", str(data)]) == 1
     assert "not one architecture and class set" in capsys.readouterr().err
+
+
+def test_a_setting_the_reference_run_lacks_counts_as_trains_default():
+    """An option added to train after the reference run (no key in its settings) is not a
+    difference when the newer run left it at the default, and is one when it changed it."""
+    from fer_app.compare_runs import recipe_changes
+    from fer_app.train import DEFAULTS
+    older = {"arch": "vgg_fer", "lr": 0.01}
+    newer = dict(older, divergence_factor=DEFAULTS["divergence_factor"], val_split=DEFAULTS["val_split"])
+    assert recipe_changes(newer, older) == "(reference)"
+    assert recipe_changes(dict(newer, divergence_factor=5.0, lr=0.03), older) == "lr=0.03, divergence_factor=5.0"
