@@ -35,17 +35,18 @@ def layer_flops(layer: nn.Module, output_shape: tuple) -> int:
     return 0
 
 
-def residual_flops(block: nn.Residual, x: tinycnn.Tensor) -> int:
-    """FLOPs of one image through ``block``'s body and shortcut layers (blocks inside them
-    included); x (1, C, H, W) its input."""
+def counted_forward(layer: nn.Module, x: tinycnn.Tensor) -> tuple[tinycnn.Tensor, int]:
+    """(layer(x), the FLOPs of one image through it); x (1, C, H, W). A Residual block counts
+    the layers of its body and shortcut (blocks inside them included)."""
     flops = 0
-    for branch in (block.body, block.shortcut or []):
-        y = x
-        for layer in branch:
-            inner = residual_flops(layer, y) if isinstance(layer, nn.Residual) else 0
-            y = layer(y)
-            flops += inner + layer_flops(layer, y.shape[1:])
-    return flops
+    if isinstance(layer, nn.Residual):
+        for branch in (layer.body, layer.shortcut or []):
+            y = x
+            for inner in branch:
+                y, inner_flops = counted_forward(inner, y)
+                flops += inner_flops
+    y = layer(x)
+    return y, flops + layer_flops(layer, y.shape[1:])
 
 
 def layer_name(layer: nn.Module) -> str:
@@ -67,11 +68,8 @@ def summarize(model: nn.Sequential, input_shape: tuple = (1, 48, 48)) -> list[La
     rows = []
     with tinycnn.no_grad():
         for layer in model:
-            inner = residual_flops(layer, x) if isinstance(layer, nn.Residual) else 0
-            x = layer(x)
-            shape = x.shape[1:]
-            rows.append(LayerRow(layer_name(layer), shape, layer.num_parameters(),
-                                 inner + layer_flops(layer, shape)))
+            x, flops = counted_forward(layer, x)
+            rows.append(LayerRow(layer_name(layer), x.shape[1:], layer.num_parameters(), flops))
     model.train(was_training)
     return rows
 
