@@ -40,12 +40,17 @@ def blas_description() -> str:
     return "; ".join(parts) or "no BLAS found by threadpoolctl"
 
 
+def model_and_faces(arch: str, batch: int) -> tuple:
+    """The same eval-mode model of random weights and random faces (batch, 1, 48, 48) every time."""
+    tinycnn.manual_seed(0)
+    faces = numpy.random.default_rng(0).normal(size=(batch, 1, 48, 48)).astype(numpy.float32)
+    return build_model(arch).eval(), faces
+
+
 def time_model(arch: str, batch: int, thread_counts: list[int], reps: int) -> dict[str, list[float]]:
     """Seconds per batch: {"layers": [...], "fused, N thread(s)": [...], ...} for one model."""
-    tinycnn.manual_seed(0)
-    model = build_model(arch).eval()
+    model, x = model_and_faces(arch, batch)
     fused = tinycnn.fuse(model)
-    x = numpy.random.default_rng(0).normal(size=(batch, 1, 48, 48)).astype(numpy.float32)
 
     def layers():
         with tinycnn.no_grad(), threads.inference_threads():
@@ -69,9 +74,8 @@ def time_model(arch: str, batch: int, thread_counts: list[int], reps: int) -> di
 
 def step_milliseconds(arch: str, batch: int, reps: int) -> list[tuple[str, float]]:
     """[(step, median ms)] of the fused model's steps, each timed alone on its real input."""
-    tinycnn.manual_seed(0)
-    fused = tinycnn.fuse(build_model(arch).eval())
-    x = numpy.random.default_rng(0).normal(size=(batch, 1, 48, 48)).astype(numpy.float32)
+    model, x = model_and_faces(arch, batch)
+    fused = tinycnn.fuse(model)
     for _ in range(3):
         fused(x)                                             # warm-up: compile, buffers
     seconds = [[] for _ in fused.steps]
