@@ -378,6 +378,8 @@ def main(argv: list[str] | None = None) -> int:
         runs = [choose_fast(runs)]
         print(f"chosen as the fast model (best own accuracy at <= {FAST_MAX_GFLOPS} GFLOP): "
               f"{runs[0]}", file=sys.stderr)
+    for run in runs:   # before anything is shipped: a bad file must not replace a shipped model
+        check_member(run, read_model_file(model_path(run))[1])
     if args.ship:
         ship([model_path(run) for run in runs], args.float16, args.name)
     card = make_card(args.model or args.name, runs, args.data, args.split, out)

@@ -148,6 +148,20 @@ def test_a_member_file_without_its_run_folder_takes_its_facts_from_the_card(tmp_
         model_card.check_member(str(stranger), tinycnn.load(str(stranger))[1])
 
 
+@pytest.mark.parametrize("content", [b"", b"not a model"])
+def test_a_bad_model_file_is_refused_before_it_replaces_the_shipped_model(tmp_path, monkeypatch, capsys,
+                                                                          content):
+    shipped = tmp_path / "weights" / "default.npz"
+    shipped.parent.mkdir()
+    shipped.write_bytes(b"the shipped model")
+    monkeypatch.setitem(model_card.NAMED_MODELS, "default", str(shipped))
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(content)
+    assert model_card.main(["--run", str(bad), "--ship", "--out", str(tmp_path / "card")]) == 1
+    assert shipped.read_bytes() == b"the shipped model"
+    assert capsys.readouterr().err.strip().startswith(f"error: {bad}: not a tinycnn .npz file")
+
+
 def test_budget_without_ship_is_refused(capsys):
     with pytest.raises(SystemExit):
         model_card.main(["--run", "runs/a", "--budget-mb", "20"])
