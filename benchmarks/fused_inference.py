@@ -123,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="also time each fused step alone (where the time goes)")
     parser.add_argument("--out", default=None, help="also write the table to this markdown file")
     args = parser.parse_args(argv)
+    if min(args.batches) < 1 or args.reps < 1 or min(args.threads or [1]) < 1:
+        parser.error("--batches, --reps and --threads must be at least 1")
     backend.use(args.backend)
     thread_counts = args.threads or sorted({1, threads.cores()})
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")

@@ -115,3 +115,12 @@ def test_fused_inference_steps_table_has_a_row_per_fused_step(capsys, tmp_path):
     rows = [line for line in section.splitlines() if line.startswith("| ") and "median ms" not in line]
     assert [row.split(" | ")[0][2:] for row in rows] == [repr(step) for step in steps]
     assert "| fused, 1 thread(s) |" in text and "fused, 1 thread(s)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("option", [["--batches", "0"], ["--reps", "0"], ["--threads", "0"]])
+def test_fused_inference_refuses_counts_below_one_in_one_line(option, capsys):
+    from benchmarks import fused_inference
+    with pytest.raises(SystemExit) as exit_info:
+        fused_inference.main(["--archs", "seed002", *option])
+    assert exit_info.value.code == 2
+    assert "must be at least 1" in capsys.readouterr().err
