@@ -116,6 +116,26 @@ def test_inference_conv_matches_reference(rng, dtype, x_shape, w_shape, stride, 
     assert_close(numba_inference.conv2d_inference(x, prepared, relu, pool), expected, dtype)
 
 
+@pytest.mark.parametrize("stride, pad", [((1, 1), (1, 1)), ((2, 2), (1, 1))])
+def test_inference_conv_output_is_channels_last_and_feeds_the_next_layer(rng, stride, pad):
+    """The output is an (N, O, OH, OW) view of (N, OH, OW, O) memory; a second layer reads
+    it (no copy on the Winograd path, a strided view on im2col's) and agrees with two
+    reference layers, as does the same input given NCHW-contiguous."""
+    x = rng.standard_normal((2, 5, 10, 10))
+    w1, b1 = rng.standard_normal((6, 5, 3, 3)), rng.standard_normal(6)
+    w2, b2 = rng.standard_normal((4, 6, 3, 3)), rng.standard_normal(4)
+    first = numba_inference.conv2d_inference(x, numba_inference.prepare_conv2d(w1, b1, (1, 1), (1, 1)),
+                                             True, False)
+    assert first.shape == (2, 6, 10, 10) and first.transpose(0, 2, 3, 1).flags.c_contiguous
+    second = numba_inference.prepare_conv2d(w2, b2, stride, pad)
+    expected_first = reference.conv2d_inference(x, reference.prepare_conv2d(w1, b1, (1, 1), (1, 1)),
+                                                True, False)
+    expected = reference.conv2d_inference(expected_first, reference.prepare_conv2d(w2, b2, stride, pad),
+                                          False, True)
+    for given in (first, np.ascontiguousarray(first)):
+        assert_close(numba_inference.conv2d_inference(given, second, False, True), expected, np.float64)
+
+
 def test_inference_winograd_chunks_and_tasks_cover_every_tile(rng, monkeypatch):
     """Images split into several chunks (a tiny chunk budget), each chunk's tiles into
     parallel tasks: every output of a 5x5 F(4x4) layer with cropped edge tiles is right."""

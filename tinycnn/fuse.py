@@ -15,7 +15,9 @@ What changes, and why the numbers stay the same (up to float32 rounding):
 - Conv2d [BatchNorm2d] [ReLU] [MaxPool2d 2x2] become one call of the kernel set's
   ``conv2d_inference``: the numba kernels keep pre-transformed weights (the im2col weight
   matrix, the Winograd-domain filters) and scratch arrays, and add the bias, apply the
-  ReLU and pool in the one pass that writes the output.
+  ReLU and pool in the one pass that writes the output. Their outputs keep the
+  (N, C, H, W) shape but are channels last in memory, which the next convolution reads
+  fastest (``kernels/numba_inference.py``); every other step takes any memory layout.
 - Linear [BatchNorm1d] [ReLU] become  x @ w'^T + b'  and a ReLU.
 - A Residual block's body and shortcut are fused the same way (the body's last batch norm
   folds into its last convolution); the step adds the two and applies the ReLU.

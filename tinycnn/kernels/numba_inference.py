@@ -1,7 +1,7 @@
 """Inference-only convolution for the numba kernel set (what ``tinycnn.fuse`` runs).
 
 One call computes  y = maxpool_2x2(relu(conv(x, w) + b))  (ReLU and pooling optional),
-as ``reference.conv2d_inference`` does, with three savings for a layer called again and again:
+as ``reference.conv2d_inference`` does, with four savings for a layer called again and again:
 
 - the weights are prepared once: the (O, C*KH*KW) matrix that im2col multiplies, and the
   Winograd-domain U = G w G^T (alpha^2, C, O) for each tile size in use (made on first use),
@@ -9,8 +9,17 @@ as ``reference.conv2d_inference`` does, with three savings for a layer called ag
 - the scratch arrays (im2col columns, Winograd tiles, the matrix product) are kept per
   input shape and reused, so a call allocates only its output;
 - bias, ReLU and the 2x2 max-pool are one pass that reads the product once and writes the
-  (pooled) output in NCHW order: :func:`finish` after im2col, the Winograd output transform
-  itself otherwise (``winograd_channels_last.from_tiles``).
+  (pooled) output: :func:`finish` after im2col, the Winograd output transform itself
+  otherwise (``winograd_channels_last.from_tiles``);
+- the output is "channels last" in memory, as PyTorch's ``memory_format=channels_last``: its
+  shape is (N, O, OH, OW) like any other kernel set's, but it is a transposed view of an
+  (N, OH, OW, O) array. Fed to the next layer, every Winograd patch is then a run of
+  contiguous channels, read and written as vectors, where a (N, C, H, W) array needs a
+  gather of C values H*W apart, and the output transform's stores are contiguous too.
+  ``python -m benchmarks.fused_inference --archs vgg_fer --batches 1 8``, run on this
+  commit and on the one before it in turn, twice (quiet 2-core machine): one face 1.51-1.53
+  -> 1.47-1.48 ms (median; fastest 1.45-1.47 -> 1.38-1.39), 8 faces 8.0-8.3 -> 7.6-7.7 ms.
+  Any other input (NCHW contiguous, say) is copied to channels last first.
 
 Layers that Winograd fits (``winograd.fits``: stride 1, 3x3 or 5x5, 4 channels or more) take
 it at every batch size, with the transforms running over channels
@@ -25,8 +34,8 @@ channel pair (``winograd.tile_size`` with WEIGHT_READ, about 10 multiplications 
 weights come from beyond the L2 cache). For one face vgg_fer's 12x12 and 6x6 layers then take
 3x3 and 2x2 tiles instead of 4x4 and 3x3: 1.68 -> 1.52 ms per face in a loop of calls on the
 quiet 2-core machine (measured when the rule was made; now ``python -m benchmarks.idle_gap``).
-Other layers (the first, with one input channel) take im2col and one BLAS product, whose
-(O, N*OH*OW) result needs no reordering beyond the one :func:`finish` does anyway.
+Other layers (the first, with one input channel) take im2col and one BLAS product,
+cols^T @ w^T, whose (N*OH*OW, O) result is already channels last for :func:`finish`.
 """
 from __future__ import annotations
 
@@ -46,25 +55,26 @@ WEIGHT_READ = 10             # one Winograd-domain weight read costs ~10 multipl
 
 @cached_njit(parallel=True)
 def finish(y, bias, relu, pool, out):
-    """out[n, o] = maxpool_2x2(relu(y[o, n] + bias[o])), ReLU and pooling each optional, in place.
+    """out[n, a, b] = maxpool_2x2(relu(y[n, ., .] + bias))[a, b], ReLU and pooling each optional,
+    in place, channels innermost.
 
-    y (O, N, H, W) (any strides) -> out (N, O, H // 2, W // 2) with ``pool``, else (N, O, H, W).
+    y (N, H, W, O) -> out (N, H // 2, W // 2, O) with ``pool``, else (N, H, W, O).
     """
-    channels, n_images = y.shape[0], y.shape[1]
-    oh, ow = out.shape[2], out.shape[3]
-    for task in prange(n_images * channels):
-        n, o = task // channels, task % channels
-        for a in range(oh):
-            for b in range(ow):
+    n_images, oh, ow, channels = out.shape
+    for task in prange(n_images * oh):
+        n, a = task // oh, task % oh
+        for b in range(ow):
+            target = out[n, a, b]
+            for o in range(channels):
                 if pool:
-                    value = max(max(y[o, n, 2 * a, 2 * b], y[o, n, 2 * a, 2 * b + 1]),
-                                max(y[o, n, 2 * a + 1, 2 * b], y[o, n, 2 * a + 1, 2 * b + 1]))
+                    value = max(max(y[n, 2 * a, 2 * b, o], y[n, 2 * a, 2 * b + 1, o]),
+                                max(y[n, 2 * a + 1, 2 * b, o], y[n, 2 * a + 1, 2 * b + 1, o]))
                 else:
-                    value = y[o, n, a, b]
+                    value = y[n, a, b, o]
                 value += bias[o]
                 if relu and value < 0.0:
                     value = 0.0
-                out[n, o, a, b] = value
+                target[o] = value
 
 
 def without_subnormals(a):
@@ -112,36 +122,46 @@ def prepare_conv2d(w, b, stride, pad) -> PreparedConv:
     return PreparedConv(w, b, stride, pad)
 
 
+def channels_last(x):
+    """x (N, C, H, W) -> its values as a contiguous (N, H, W, C) array (no copy if x is a
+    transposed view of one, as this module's outputs are)."""
+    return numpy.ascontiguousarray(x.transpose(0, 2, 3, 1))
+
+
 def conv2d_inference(x, prepared: PreparedConv, relu: bool, pool: bool):
-    """x (N, C, H, W) -> maxpool_2x2(relu(conv(x, w) + b)): (N, O, OH, OW), halved with ``pool``.
+    """x (N, C, H, W) -> maxpool_2x2(relu(conv(x, w) + b)): (N, O, OH, OW), halved with ``pool``,
+    channels last in memory (see the module docstring).
 
     A layer with fewer than PARALLEL_OUTPUTS output values runs its kernels on the calling
     thread alone: waking Numba's sleeping OpenMP threads for a parallel loop cost 60-90 us
     here (they sleep between kernels: see ``numba_cpu.py``), more than splitting such a
     layer saves. Larger layers use every Numba thread the caller allows.
     """
-    x = numpy.ascontiguousarray(x)
     p = prepared
+    x = channels_last(x)                                        # (N, H, W, C)
     threads = numba.get_num_threads()
-    oh = output_size(x.shape[2], p.w.shape[2], p.stride[0], p.pad[0])
-    ow = output_size(x.shape[3], p.w.shape[3], p.stride[1], p.pad[1])
+    oh = output_size(x.shape[1], p.w.shape[2], p.stride[0], p.pad[0])
+    ow = output_size(x.shape[2], p.w.shape[3], p.stride[1], p.pad[1])
     if x.shape[0] * p.w.shape[0] * oh * ow < PARALLEL_OUTPUTS:
         numba.set_num_threads(1)
     try:
         if winograd.fits(p.w.shape, p.stride, p.pad):
-            return _winograd_conv(x, p, relu, pool)
-        return _im2col_conv(x, p, relu, pool)
+            out = _winograd_conv(x, p, relu, pool)
+        else:
+            out = _im2col_conv(x, p, relu, pool)
     finally:
         numba.set_num_threads(threads)
+    return out.transpose(0, 3, 1, 2)                            # (N, O, OH', OW') view
 
 
 def _output(n, o, oh, ow, pool, dtype):
-    return numpy.empty((n, o, oh // 2, ow // 2) if pool else (n, o, oh, ow), dtype)
+    return numpy.empty((n, oh // 2, ow // 2, o) if pool else (n, oh, ow, o), dtype)
 
 
 def _im2col_conv(x, p: PreparedConv, relu, pool):
-    """Per chunk of images: cols (K, n*P) by im2col, product = w_rows @ cols (O, n*P), finish."""
-    n, _, h, w = x.shape
+    """x (N, H, W, C) -> out (N, OH', OW', O). Per chunk of images: cols (K, n*P) by im2col,
+    product = cols^T @ w_rows^T (n*P, O), one pixel's channels in a row; then finish."""
+    n, h, w, _ = x.shape
     o, k = p.w_rows.shape
     kh, kw = p.w.shape[2:]
     oh = output_size(h, kh, p.stride[0], p.pad[0])
@@ -151,21 +171,21 @@ def _im2col_conv(x, p: PreparedConv, relu, pool):
     for start in range(0, n, chunk):
         part = x[start:start + chunk]
         positions = part.shape[0] * oh * ow
-        cols, product = p.buffers(("im2col", part.shape), (k, positions), (o, positions))
-        numba_im2col.im2col(part, kh, kw, *p.stride, *p.pad, oh, ow, cols)
-        numpy.matmul(p.w_rows, cols, out=product)
-        finish(product.reshape(o, part.shape[0], oh, ow), p.bias, relu, pool,
+        cols, product = p.buffers(("im2col", part.shape), (k, positions), (positions, o))
+        numba_im2col.im2col(part.transpose(0, 3, 1, 2), kh, kw, *p.stride, *p.pad, oh, ow, cols)
+        numpy.matmul(cols.T, p.w_rows.T, out=product)
+        finish(product.reshape(part.shape[0], oh, ow, o), p.bias, relu, pool,
                out[start:start + chunk])
     return out
 
 
 def _winograd_conv(x, p: PreparedConv, relu, pool):
-    """Per chunk of images: V = BT d BT^T per tile (channels last), M = V @ U, then
-    AT M AT^T + b per tile with ReLU and pooling; a pooled layer with odd tiles (m = 3)
-    goes through y and finish instead, as a 2x2 window there can cross two tiles."""
-    n, c = x.shape[:2]
+    """x (N, H, W, C) -> out (N, OH', OW', O). Per chunk of images: V = BT d BT^T per tile,
+    M = V @ U, then AT M AT^T + b per tile with ReLU and pooling; a pooled layer with odd
+    tiles (m = 3) goes through y and finish instead, as a 2x2 window there can cross two tiles."""
+    n, h, w, c = x.shape
     o = p.w.shape[0]
-    m, oh, ow, th, tw, chunk = winograd.plan(x.shape, p.w.shape, p.pad, WEIGHT_READ)
+    m, oh, ow, th, tw, chunk = winograd.plan((n, c, h, w), p.w.shape, p.pad, WEIGHT_READ)
     u, at, bt = p.winograd_weights(m)
     alpha2 = u.shape[0]
     out = _output(n, o, oh, ow, pool, x.dtype)
@@ -176,7 +196,7 @@ def _winograd_conv(x, p: PreparedConv, relu, pool):
         tasks = winograd_channels_last.tasks(tiles, numba.get_num_threads())
         shapes = [(alpha2, tiles, c), (alpha2, tiles, o)]              # V, M
         if through_finish:
-            shapes.append((part.shape[0], o, oh, ow))                   # y, before finish pools it
+            shapes.append((part.shape[0], oh, ow, o))                   # y, before finish pools it
         v, products, *y = p.buffers(("winograd", part.shape), *shapes)   # y: [] or [y]
         winograd_channels_last.to_tiles(part, bt, m, p.pad[0], p.pad[1], th, tw, tasks, v)
         numpy.matmul(v, u, out=products)
@@ -185,5 +205,5 @@ def _winograd_conv(x, p: PreparedConv, relu, pool):
                                               out[start:start + chunk])
             continue
         winograd_channels_last.from_tiles(products, at, m, th, tw, p.no_bias, False, False, tasks, y[0])
-        finish(y[0].transpose(1, 0, 2, 3), p.bias, relu, pool, out[start:start + chunk])
+        finish(y[0], p.bias, relu, pool, out[start:start + chunk])
     return out

@@ -1,4 +1,4 @@
-"""Winograd convolution for inference (``tinycnn.fuse``): the transforms run over channels.
+"""Winograd convolution for inference (``tinycnn.fuse``): channels innermost everywhere.
 
 The same F(m x m, r x r) formulas as ``winograd.py`` (read that first):
 
@@ -9,10 +9,10 @@ The same F(m x m, r x r) formulas as ``winograd.py`` (read that first):
 What differs is the memory layout. ``winograd.py`` keeps images innermost, so its
 transforms are vector operations over the batch: long vectors at training's 64 images,
 but one to eight lanes for the one to eight faces of a video frame. Here channels (or
-output channels) are innermost, (alpha^2, T, C) and (alpha^2, T, O): every transform step
-is a vector operation over 32-512 channels whatever the batch, and each tile is an
-independent task. The price is a strided gather of each patch from the NCHW input (C
-values H*W apart), cheap for the small inputs of inference.
+output channels) are innermost in every array: the input image (N, H, W, C), the tiles
+(alpha^2, T, C) and (alpha^2, T, O), the output (N, OH, OW, O). Every transform step is
+then a vector operation over 32-512 contiguous channels whatever the batch, gathering a
+patch copies alpha^2 contiguous pixels, and each tile is an independent task.
 
 Tiles t run over (n, ty, tx), tx fastest. U is kept as (alpha^2, C, O): see
 :func:`transformed_weights`.
@@ -36,11 +36,11 @@ def transformed_weights(w, m: int):
 @cached_njit(parallel=True, fastmath={"reassoc", "contract"})
 def to_tiles(planes, bt, m, pad_h, pad_w, th, tw, tasks, out):
     """out[xi*alpha + nu, t, c] = (BT d BT^T)[xi, nu], d = the alpha x alpha patch at
-    (ty*m - pad_h, tx*m - pad_w) of planes[n, c] (zero outside), t = (n*th + ty)*tw + tx.
+    (ty*m - pad_h, tx*m - pad_w) of channel c of image n (zero outside), t = (n*th + ty)*tw + tx.
 
-    planes (N, C, H, W), bt BT (alpha, alpha) -> out (alpha^2, N*th*tw, C), in place.
+    planes (N, H, W, C), bt BT (alpha, alpha) -> out (alpha^2, N*th*tw, C), in place.
     """
-    n_images, channels, height, width = planes.shape
+    n_images, height, width, channels = planes.shape
     alpha = bt.shape[0]
     tiles = n_images * th * tw
     for task in prange(tasks):
@@ -53,8 +53,7 @@ def to_tiles(planes, bt, m, pad_h, pad_w, th, tw, tasks, out):
                 for j in range(alpha):
                     x = tx * m + j - pad_w
                     if 0 <= h < height and 0 <= x < width:
-                        for c in range(channels):
-                            patch[i, j, c] = planes[n, c, h, x]
+                        patch[i, j, :] = planes[n, h, x, :]
                     else:
                         patch[i, j, :] = 0.0
             rows[:] = 0.0
@@ -78,13 +77,13 @@ def to_tiles(planes, bt, m, pad_h, pad_w, th, tw, tasks, out):
 
 @cached_njit(parallel=True, fastmath={"reassoc", "contract"})
 def from_tiles(products, at, m, th, tw, bias, relu, pool, tasks, out):
-    """y[n, o, ty*m + i, tx*m + j] = (AT M[:, :, t, o] AT^T)[i, j] + bias[o], then ReLU and the
+    """y[n, ty*m + i, tx*m + j, o] = (AT M[:, :, t, o] AT^T)[i, j] + bias[o], then ReLU and the
     2x2 max-pool (each optional; pooling needs an even m, so that no window crosses a tile).
 
-    products M (alpha^2, N*th*tw, O), at AT (m, alpha), bias (O,) -> out (N, O, OH, OW), or
-    (N, O, OH // 2, OW // 2) with ``pool``, in place; edge tiles are cropped.
+    products M (alpha^2, N*th*tw, O), at AT (m, alpha), bias (O,) -> out (N, OH, OW, O), or
+    (N, OH // 2, OW // 2, O) with ``pool``, in place; edge tiles are cropped.
     """
-    n_images, channels, out_h, out_w = out.shape
+    n_images, out_h, out_w, channels = out.shape
     alpha = at.shape[1]
     tiles = n_images * th * tw
     step = 2 if pool else 1                                    # tile pixels per output pixel
@@ -115,6 +114,7 @@ def from_tiles(products, at, m, th, tw, bias, relu, pool, tasks, out):
                 for b in range(m // step):
                     x = tx * (m // step) + b
                     if h < out_h and x < out_w:
+                        target = out[n, h, x]
                         for o in range(channels):
                             value = tile[step * a, step * b, o]
                             if pool:
@@ -122,7 +122,7 @@ def from_tiles(products, at, m, th, tw, bias, relu, pool, tasks, out):
                                             max(tile[2 * a + 1, 2 * b, o], tile[2 * a + 1, 2 * b + 1, o]))
                             if relu and value < 0.0:
                                 value = 0.0
-                            out[n, o, h, x] = value
+                            target[o] = value
 
 
 def tasks(tiles: int, threads: int) -> int:
