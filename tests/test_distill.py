@@ -256,3 +256,27 @@ def test_distill_report_scores_each_model_and_draws_the_plot(tmp_path, capsys):
     assert float(cells[5]) == pytest.approx(evaluate(classifier, public_test)["accuracy"], abs=5e-5)
     assert float(cells[6]) == pytest.approx(evaluate(classifier, public_test, tta=True)["accuracy"], abs=5e-5)
     assert plot.stat().st_size > 0
+
+
+def test_distill_cost_measures_the_cache_against_an_augmented_view(tiny_csv, tmp_path, capsys):
+    """benchmarks.distill_cost --data: the KL of softened distributions (0 for equal ones,
+    the definition otherwise), and the report's lines on generated data; a bad --data is
+    one usage line."""
+    from benchmarks import distill_cost
+    p = np.array([[0.7, 0.2, 0.1], [0.25, 0.25, 0.5]])
+    q = np.array([[0.5, 0.3, 0.2], [0.25, 0.25, 0.5]])
+    assert distill_cost.mean_kl(p, p) == 0.0
+    assert distill_cost.mean_kl(p, q) == pytest.approx((0.7 * np.log(0.7 / 0.5) + 0.2 * np.log(0.2 / 0.3)
+                                                        + 0.1 * np.log(0.1 / 0.2)) / 2)
+    np.testing.assert_allclose(distill_cost.softened(np.log(p), 1.0), p)
+    assert distill_cost.softened(np.log(p), 1e6).std(axis=1).max() < 1e-5     # T -> inf: uniform
+    teacher = save_model(tmp_path / "teacher.npz", "seed002", seed=0)
+    assert distill_cost.main(["--teacher", teacher, "--student", "seed002", "--batch-size", "4",
+                              "--repeats", "1", "--backend", "numpy", "--data", tiny_csv,
+                              "--faces", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "(10 Training faces): mean KL" in out and "for the 48 Training faces" in out
+    with pytest.raises(SystemExit):
+        distill_cost.main(["--teacher", teacher, "--repeats", "1", "--batch-size", "2",
+                           "--backend", "numpy", "--data", str(tmp_path / "missing.csv")])
+    assert "missing.csv" in capsys.readouterr().err
