@@ -133,9 +133,11 @@ def conv2d_inference(x, prepared: PreparedConv, relu: bool, pool: bool):
     channels last in memory (see the module docstring).
 
     A layer with fewer than PARALLEL_OUTPUTS output values runs its kernels on the calling
-    thread alone: waking Numba's sleeping OpenMP threads for a parallel loop cost 60-90 us
-    here (they sleep between kernels: see ``numba_cpu.py``), more than splitting such a
-    layer saves. Larger layers use every Numba thread the caller allows.
+    thread alone: splitting such a layer saves less than the parallel loop costs. Waking
+    Numba's sleeping OpenMP threads (see ``numba_cpu.py``) took 60-90 us when other jobs
+    held the cores and 4-6 us on the quiet machine, and even there vgg_fer's one face took
+    1.55 ms with every layer parallel against 1.46 with this rule. Larger layers use every
+    Numba thread the caller allows.
     """
     p = prepared
     x = channels_last(x)                                        # (N, H, W, C)
