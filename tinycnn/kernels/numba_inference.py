@@ -34,8 +34,11 @@ channel pair (``winograd.tile_size`` with WEIGHT_READ, about 10 multiplications 
 weights come from beyond the L2 cache). For one face vgg_fer's 12x12 and 6x6 layers then take
 3x3 and 2x2 tiles instead of 4x4 and 3x3: 1.68 -> 1.52 ms per face in a loop of calls on the
 quiet 2-core machine (measured when the rule was made; now ``python -m benchmarks.idle_gap``).
-Other layers (the first, with one input channel) take im2col and one BLAS product,
-cols^T @ w^T, whose (N*OH*OW, O) result is already channels last for :func:`finish`.
+A 1x1 convolution (stride 1, no padding: a residual block's shortcut) needs no im2col at
+all: with channels last its input is already the (N*H*W, C) matrix, and the layer is one
+BLAS product with w^T. Other layers (the first, with one input channel) take im2col and one
+BLAS product, cols^T @ w^T, whose (N*OH*OW, O) result is already channels last for
+:func:`finish`.
 """
 from __future__ import annotations
 
@@ -149,6 +152,8 @@ def conv2d_inference(x, prepared: PreparedConv, relu: bool, pool: bool):
     try:
         if winograd.fits(p.w.shape, p.stride, p.pad):
             out = _winograd_conv(x, p, relu, pool)
+        elif p.w.shape[2:] == (1, 1) and p.stride == (1, 1) and p.pad == (0, 0):
+            out = _pointwise_conv(x, p, relu, pool)
         else:
             out = _im2col_conv(x, p, relu, pool)
     finally:
@@ -158,6 +163,18 @@ def conv2d_inference(x, prepared: PreparedConv, relu: bool, pool: bool):
 
 def _output(n, o, oh, ow, pool, dtype):
     return numpy.empty((n, oh // 2, ow // 2, o) if pool else (n, oh, ow, o), dtype)
+
+
+def _pointwise_conv(x, p: PreparedConv, relu, pool):
+    """x (N, H, W, C) -> out (N, OH', OW', O) for a 1x1 kernel, stride 1, no padding:
+    product = x as (N*H*W, C) @ w_rows^T (C, O), then finish."""
+    n, h, w, c = x.shape
+    o = p.w_rows.shape[0]
+    out = _output(n, o, h, w, pool, x.dtype)
+    (product,) = p.buffers(("pointwise", x.shape), (n * h * w, o))
+    numpy.matmul(x.reshape(n * h * w, c), p.w_rows.T, out=product)
+    finish(product.reshape(n, h, w, o), p.bias, relu, pool, out)
+    return out
 
 
 def _im2col_conv(x, p: PreparedConv, relu, pool):
