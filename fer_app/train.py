@@ -9,6 +9,7 @@ validation set (PublicTest when the data has a Usage column; a random share of t
 Training rows with --val-split random) and write to --out:
 
     model.npz       the best model so far on validation accuracy (loads with no other file)
+    snapshots/epoch_NNN.npz   with --snapshots, every epoch's model (for fer_app.swa)
     last.npz        the full training state, written atomically every epoch (--resume)
     history.csv     one row per epoch          curves.png   loss and accuracy curves
 and at the end: metrics.json, confusion_matrix.png (best model on validation),
@@ -72,7 +73,7 @@ DEFAULTS = {
     "label_smoothing": 0.0, "mixup": 0.0, "class_weight": "none", "normalize": "per_image",
     "augment": "standard", "flip": None, "shift": None, "rotation": None, "zoom": None,
     "shear": None, "erase": None, "patience": 0, "seed": 0, "limit": None,
-    "init": None, "teacher": None, "teacher_cache": None, "distill_alpha": 0.7,
+    "init": None, "teacher": None, "teacher_cache": None, "snapshots": False, "distill_alpha": 0.7,
     "distill_temperature": 4.0,
 }
 
@@ -164,6 +165,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help=f"softening temperature T > 0 (default {d['distill_temperature']})")
     p.add_argument("--teacher-cache", help="where the teacher's outputs are cached "
                    "(default: teacher_outputs.npz in --out); runs on the same data may share one")
+    p.add_argument("--snapshots", action="store_true", default=None,
+                   help="also keep every epoch's model as snapshots/epoch_NNN.npz in --out, "
+                        "for weight averaging (python -m fer_app.swa)")
     return p.parse_args(argv)
 
 
@@ -587,6 +591,10 @@ def run_epoch(run: Run, epoch: int) -> None:
     if distributed_train.is_writer():  # rank 0 alone writes, when training on several
         if improved:
             tinycnn.save(run.model.state_dict(), run.path("model.npz"),
+                         {**metadata, "epoch": epoch, "val": scores})
+        if run.settings["snapshots"]:
+            os.makedirs(run.path("snapshots"), exist_ok=True)
+            tinycnn.save(run.model.state_dict(), run.path(f"snapshots/epoch_{epoch:03d}.npz"),
                          {**metadata, "epoch": epoch, "val": scores})
         save_training_state(run.path("last.npz"), run.model, run.optimizer, run.scheduler, run.rng,
                             {**metadata, **progress})
