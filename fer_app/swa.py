@@ -27,6 +27,7 @@ must share their architecture, classes and input normalization.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import numpy as np
@@ -135,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     scores = {"val_acc": report["accuracy"], "val_macro_f1": report["macro_f1"]}
     tinycnn.save(model.state_dict(), args.out,
                  {**metadata, "epoch": metadatas[-1].get("epoch"), "val": scores,
-                  "swa": {"snapshots": list(args.models), "epochs": [m.get("epoch") for m in metadatas]}})
+                  "swa": {"snapshots": [os.path.abspath(path) for path in args.models],
+                          "epochs": [m.get("epoch") for m in metadatas]}})
     print(f"{args.out}: PublicTest accuracy {scores['val_acc']:.4f}, macro-F1 "
           f"{scores['val_macro_f1']:.4f} (one pass)")
     return 0
