@@ -136,6 +136,19 @@ def test_inference_conv_output_is_channels_last_and_feeds_the_next_layer(rng, st
         assert_close(numba_inference.conv2d_inference(given, second, False, True), expected, np.float64)
 
 
+@pytest.mark.parametrize("w_shape, stride, pad", [((4, 5, 1, 1), (1, 1), (0, 0)),    # pointwise
+                                                 ((4, 5, 3, 3), (2, 2), (1, 1))])   # im2col
+def test_inference_chunks_of_one_image_give_the_same_outputs(rng, monkeypatch, w_shape, stride, pad):
+    """The 1x1 and im2col paths split the batch into chunks under CHUNK_BYTES: with one image
+    per chunk every output is still the reference's."""
+    monkeypatch.setattr(numba_inference, "CHUNK_BYTES", 1)
+    x = rng.standard_normal((3, 5, 6, 7))
+    w, b = rng.standard_normal(w_shape), rng.standard_normal(w_shape[0])
+    expected = reference.conv2d_inference(x, reference.prepare_conv2d(w, b, stride, pad), True, True)
+    prepared = numba_inference.prepare_conv2d(w, b, stride, pad)
+    assert_close(numba_inference.conv2d_inference(x, prepared, True, True), expected, np.float64)
+
+
 def test_inference_winograd_chunks_and_tasks_cover_every_tile(rng, monkeypatch):
     """Images split into several chunks (a tiny chunk budget), each chunk's tiles into
     parallel tasks: every output of a 5x5 F(4x4) layer with cropped edge tiles is right."""

@@ -166,14 +166,18 @@ def _output(n, o, oh, ow, pool, dtype):
 
 
 def _pointwise_conv(x, p: PreparedConv, relu, pool):
-    """x (N, H, W, C) -> out (N, OH', OW', O) for a 1x1 kernel, stride 1, no padding:
-    product = x as (N*H*W, C) @ w_rows^T (C, O), then finish."""
+    """x (N, H, W, C) -> out (N, OH', OW', O) for a 1x1 kernel, stride 1, no padding. Per
+    chunk of images: product = the chunk as (n*H*W, C) @ w_rows^T (C, O), then finish."""
     n, h, w, c = x.shape
     o = p.w_rows.shape[0]
     out = _output(n, o, h, w, pool, x.dtype)
-    (product,) = p.buffers(("pointwise", x.shape), (n * h * w, o))
-    numpy.matmul(x.reshape(n * h * w, c), p.w_rows.T, out=product)
-    finish(product.reshape(n, h, w, o), p.bias, relu, pool, out)
+    chunk = max(1, CHUNK_BYTES // (o * h * w * x.itemsize))
+    for start in range(0, n, chunk):
+        part = x[start:start + chunk]
+        positions = part.shape[0] * h * w
+        (product,) = p.buffers(("pointwise", part.shape), (positions, o))
+        numpy.matmul(part.reshape(positions, c), p.w_rows.T, out=product)
+        finish(product.reshape(part.shape[0], h, w, o), p.bias, relu, pool, out[start:start + chunk])
     return out
 
 
