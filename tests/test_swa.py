@@ -61,19 +61,26 @@ def test_train_snapshots_then_swa_writes_the_averaged_network(tmp_path, capsys):
     assert classifier.predict_proba(np.zeros((2, 48, 48), np.uint8)).shape == (2, 7)
 
 
-def test_swa_refuses_one_file_or_snapshots_of_other_networks(tmp_path, capsys):
+def test_swa_of_one_file_recalibrates_batch_norm_and_refuses_other_networks(tmp_path, capsys):
+    """One file: the same weights, the batch-norm statistics measured again; files of two
+    architectures: one line, nothing written."""
     data = write_fer_csv(tmp_path / "tiny.csv", {"Training": 16, "PublicTest": 7})
     files = []
-    for arch in ("seed002", "seed001"):
+    for arch in ("seed001", "seed002"):          # seed001 has batch norm, seed002 none
         tinycnn.manual_seed(0)
         out = tmp_path / arch
         assert train.main(["--data", data, "--out", str(out), *FAST, "--arch", arch, "--epochs", "1"]) == 0
         files.append(str(out / "model.npz"))
+    recalibrated = str(tmp_path / "recalibrated.npz")
+    assert swa.main([files[0], "--data", data, "--out", recalibrated, "--backend", "numpy"]) == 0
+    before, after = tinycnn.load(files[0])[0], tinycnn.load(recalibrated)[0]
+    means = [name for name in before if name.endswith("running_mean")]
+    weights = [name for name in before if name.endswith("weight")]
+    assert means and all(np.array_equal(before[name], after[name]) for name in weights)
+    assert any(not np.allclose(before[name], after[name]) for name in means)
     capsys.readouterr()
-    assert swa.main([files[0], "--data", data, "--out", str(tmp_path / "x.npz")]) == 1
-    assert "at least two" in capsys.readouterr().err
     assert swa.main([*files, "--data", data, "--out", str(tmp_path / "x.npz")]) == 1
-    assert "its arch (seed001) differs" in capsys.readouterr().err
+    assert "its arch (seed002) differs" in capsys.readouterr().err
     assert not (tmp_path / "x.npz").exists()
 
 
