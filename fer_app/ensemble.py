@@ -61,7 +61,8 @@ def combine(paths: list[str], out: str, float16: bool = False) -> dict:
         state.update({f"member{i}.{name}": as_stored(value, float16)
                       for name, value in member_state.items()})
         members.append({"arch": metadata["arch"], "source": path,
-                        **{key: metadata[key] for key in ("settings", "epoch", "val") if key in metadata}})
+                        **{key: metadata[key] for key in ("settings", "epoch", "val", "swa")
+                           if key in metadata}})
     metadata = {"arch": "ensemble", "members": members, "num_classes": first["num_classes"],
                 "class_names": first["class_names"], "normalization": first["normalization"],
                 "settings": {"merge_disgust": first["merge_disgust"]},

@@ -243,10 +243,27 @@ def replace_in_readme(readme: str, markdown: str, name: str = "default") -> None
         file.write("\n".join(head + [markdown] + tail))
 
 
+def source_run(run: str, metadata: dict) -> tuple[str, dict]:
+    """(run, metadata) that say how a network was trained. For a network written by
+    fer_app.swa (its metadata has "swa"), those of its first source file: the run folder of
+    its snapshots (RUN/snapshots/epoch_NNN.npz), the run folder holding its one source
+    model.npz, or else that source file itself; for any other network, ``run`` itself."""
+    if not (os.path.isfile(run) and "swa" in metadata):
+        return run, metadata
+    source = metadata["swa"]["snapshots"][0]
+    _, source_metadata = read_model_file(source)
+    folder = os.path.dirname(source)
+    if os.path.basename(folder) == "snapshots":
+        folder = os.path.dirname(folder)
+    has_history = os.path.isfile(os.path.join(folder, "history.csv"))
+    return (folder if has_history else source), source_metadata
+
+
 def check_member(run: str, metadata: dict) -> None:
     """Before anything is written: a UserError unless ``metadata`` (one network's) comes
     from fer_app.train and ``run`` is its run folder with history.csv, or a model file that
-    a card already describes."""
+    a card already describes, or a file fer_app.swa made from either."""
+    run, metadata = source_run(run, metadata)
     missing = [key for key in ("settings", "epoch", "val") if key not in metadata]
     if missing:
         raise ModelFileError(f"{run}: its network was not written by fer_app.train (no "
@@ -277,8 +294,17 @@ def described_member(path: str, metadata: dict) -> tuple[dict, str]:
 
 def member_facts(run: str, metadata: dict, out: str) -> dict:
     """How one network of the model was trained, from its run folder and its metadata
-    (or, for a model file, from the card that describes it); draws (or copies) its
+    (or, for a model file, from the card that describes it; for a file of fer_app.swa, from
+    its source, with its own accuracy and what was done in "chosen"); draws (or copies) its
     learning curves into ``out``."""
+    source, source_metadata = source_run(run, metadata)
+    if source_metadata is not metadata:
+        facts = member_facts(source, source_metadata, out)
+        epochs = metadata["swa"]["epochs"]
+        done = ("batch norm recalibrated" if len(epochs) == 1 else
+                f"mean of epochs {min(epochs)}-{max(epochs)}, batch norm recalibrated")
+        return {**facts, "best_epoch": f"{facts['best_epoch']}, {done}" if len(epochs) == 1 else done,
+                "val_acc": metadata["val"]["val_acc"]}
     if os.path.isfile(run):
         facts, folder = described_member(run, metadata)
         curves = os.path.join(folder, facts["curves"])

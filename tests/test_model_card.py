@@ -177,3 +177,29 @@ def test_train_command_reproduces_the_recipe():
     parsed = train.choose_settings(train.parse_args(command[3:]), None)
     recipe = [key for key in train.DEFAULTS if key not in ("data", "backend")]
     assert {key: parsed[key] for key in recipe} == {key: settings[key] for key in recipe}
+
+
+def test_a_network_made_by_swa_takes_its_facts_from_its_source_run(tmp_path):
+    """A recalibrated network (fer_app.swa of one file) and an average of a run's snapshots
+    join a card as their source run, with their own accuracy and what swa did."""
+    from fer_app import swa
+    data = write_fer_csv(tmp_path / "tiny.csv", {"Training": 48, "PublicTest": 16})
+    run_a = train_tiny_run(tmp_path / "a", data)
+    run_b = train_tiny_run(tmp_path / "b", data, "--snapshots", "--seed", "1", epochs=2)
+    recalibrated, averaged = str(tmp_path / "a_bn.npz"), str(tmp_path / "b_swa.npz")
+    assert swa.main([os.path.join(run_a, "model.npz"), "--data", data, "--out", recalibrated,
+                     "--backend", "numpy"]) == 0
+    snapshots = [os.path.join(run_b, "snapshots", f"epoch_00{epoch}.npz") for epoch in (1, 2)]
+    assert swa.main([*snapshots, "--data", data, "--out", averaged, "--backend", "numpy"]) == 0
+    pair = str(tmp_path / "pair.npz")
+    ensemble.combine([recalibrated, averaged], pair)
+    out = tmp_path / "card"
+    assert model_card.main(["--run", recalibrated, averaged, "--model", pair, "--data", str(data),
+                            "--out", str(out)]) == 0
+    members = json.loads((out / "model_card.json").read_text())["members"]
+    source_epoch = tinycnn.load(os.path.join(run_a, "model.npz"))[1]["epoch"]
+    assert members[0]["run"] == "a" and members[0]["best_epoch"] == f"{source_epoch}, batch norm recalibrated"
+    assert members[0]["val_acc"] == tinycnn.load(recalibrated)[1]["val"]["val_acc"]
+    assert members[1]["run"] == "b" and members[1]["epochs_run"] == 2
+    assert members[1]["best_epoch"] == "mean of epochs 1-2, batch norm recalibrated"
+    assert (out / "curves_a.png").is_file() and (out / "curves_b.png").is_file()
