@@ -43,6 +43,7 @@ import os
 import sys
 
 import numpy as np
+from tqdm import tqdm
 
 import tinycnn
 from tinycnn import Tensor, nn
@@ -140,7 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     data = dataset_for(Classifier(model, metadata["class_names"], normalizer, metadata, fused=False),
                        args.data)                       # the model's class set
     train, val = select_split(data, "Training"), select_split(data, "PublicTest")
-    layers = refresh_batch_norm(model, training_batches(train.images, normalizer))
+    batches = tqdm(training_batches(train.images, normalizer), desc="batch-norm statistics",
+                   total=-(-len(train) // BATCH_SIZE), unit="batch", leave=False, dynamic_ncols=True)
+    layers = refresh_batch_norm(model, batches)
     print(f"averaged {len(states)} model file(s); batch-norm statistics of {layers} layers measured "
           f"on {len(train)} Training faces", flush=True)
     report = evaluate(Classifier(model, metadata["class_names"], normalizer, metadata), val)
