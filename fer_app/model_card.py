@@ -202,7 +202,7 @@ def card_markdown(card: dict) -> str:
     ]
     for member in card["members"]:
         lines.append(f"| {member['run']} | `{member['train_command']}` | {member['epochs_run']} / "
-                     f"{member['best_epoch']} | {member['train_hours']:.2f} | "
+                     f"{member.get('chosen', member['best_epoch'])} | {member['train_hours']:.2f} | "
                      f"{member['images_per_second']:.0f} | {member['val_acc']:.4f} |")
     lines += [
         "",
@@ -276,7 +276,8 @@ def check_member(run: str, metadata: dict) -> None:
 
 def described_member(path: str, metadata: dict) -> tuple[dict, str]:
     """(facts, card folder) of the network in model file ``path`` as a card in CARD_FOLDERS
-    describes it: the member with the same architecture, chosen epoch and accuracy. A
+    describes it: the member with the same architecture, chosen epoch and accuracy (its
+    accuracy before fer_app.swa, for a member the card shows recalibrated). A
     ModelFileError if no card does (its run folder is needed then)."""
     for folder in CARD_FOLDERS.values():
         try:
@@ -285,9 +286,12 @@ def described_member(path: str, metadata: dict) -> tuple[dict, str]:
         except (OSError, ValueError, KeyError, TypeError):
             continue
         for member in members:
-            if (member.get("arch"), member.get("best_epoch"), member.get("val_acc")) == \
+            accuracy = member.get("source_val_acc", member.get("val_acc"))
+            if (member.get("arch"), member.get("best_epoch"), accuracy) == \
                     (metadata["arch"], metadata["epoch"], metadata["val"]["val_acc"]):
-                return member, folder
+                facts = {key: value for key, value in member.items()
+                         if key not in ("chosen", "source_val_acc")}
+                return {**facts, "val_acc": accuracy}, folder
     raise ModelFileError(f"{path}: no card in {' or '.join(CARD_FOLDERS.values())} describes this "
                          "network; give its run folder (with history.csv) instead")
 
@@ -303,7 +307,8 @@ def member_facts(run: str, metadata: dict, out: str) -> dict:
         epochs = metadata["swa"]["epochs"]
         done = ("batch norm recalibrated" if len(epochs) == 1 else
                 f"mean of epochs {min(epochs)}-{max(epochs)}, batch norm recalibrated")
-        return {**facts, "best_epoch": f"{facts['best_epoch']}, {done}" if len(epochs) == 1 else done,
+        chosen = f"{facts['best_epoch']}, {done}" if len(epochs) == 1 else done
+        return {**facts, "chosen": chosen, "source_val_acc": facts["val_acc"],
                 "val_acc": metadata["val"]["val_acc"]}
     if os.path.isfile(run):
         facts, folder = described_member(run, metadata)

@@ -198,8 +198,26 @@ def test_a_network_made_by_swa_takes_its_facts_from_its_source_run(tmp_path):
                             "--out", str(out)]) == 0
     members = json.loads((out / "model_card.json").read_text())["members"]
     source_epoch = tinycnn.load(os.path.join(run_a, "model.npz"))[1]["epoch"]
-    assert members[0]["run"] == "a" and members[0]["best_epoch"] == f"{source_epoch}, batch norm recalibrated"
+    source_acc = tinycnn.load(os.path.join(run_a, "model.npz"))[1]["val"]["val_acc"]
+    assert members[0]["run"] == "a" and members[0]["chosen"] == f"{source_epoch}, batch norm recalibrated"
     assert members[0]["val_acc"] == tinycnn.load(recalibrated)[1]["val"]["val_acc"]
+    assert members[0]["best_epoch"] == source_epoch and members[0]["source_val_acc"] == source_acc
     assert members[1]["run"] == "b" and members[1]["epochs_run"] == 2
-    assert members[1]["best_epoch"] == "mean of epochs 1-2, batch norm recalibrated"
+    assert members[1]["chosen"] == "mean of epochs 1-2, batch norm recalibrated"
     assert (out / "curves_a.png").is_file() and (out / "curves_b.png").is_file()
+    assert "batch norm recalibrated" in (out / "model_card.md").read_text()
+
+    # once that card is the shipped one and the run folder is gone, a new card still finds the
+    # source network in it (by its accuracy before recalibration)
+    os.makedirs(tmp_path / "docs")
+    shutil.copytree(out, tmp_path / "docs" / "model_card")
+    shutil.copyfile(os.path.join(run_a, "model.npz"), tmp_path / "kept_a.npz")
+    shutil.rmtree(run_a)
+    old_cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        facts, _ = model_card.described_member(str(tmp_path / "kept_a.npz"),
+                                               tinycnn.load(str(tmp_path / "kept_a.npz"))[1])
+    finally:
+        os.chdir(old_cwd)
+    assert facts["run"] == "a" and facts["val_acc"] == source_acc and "chosen" not in facts
