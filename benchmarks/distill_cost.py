@@ -32,7 +32,7 @@ from fer_app.cli import UserError
 from fer_app.data.augment import augment_batch
 from fer_app.data.load import load_dataset, select_split
 from fer_app.models import ARCHITECTURES, build_model
-from fer_app.recognition.inference import Classifier, default_backend_name, load_classifier
+from fer_app.recognition.inference import Classifier, default_backend_name, load_classifier, softmax
 from fer_app.train import AUGMENT_PRESETS
 from fer_app.training.distill import two_view_log_probs
 from tinycnn import backend as backends
@@ -50,10 +50,7 @@ def thread_counts() -> str:
 
 def softened(log_probs: np.ndarray, temperature: float) -> np.ndarray:
     """softmax(log_probs / T) along the classes: (N, K) -> (N, K) float64."""
-    z = log_probs.astype(np.float64) / temperature
-    z -= z.max(axis=1, keepdims=True)
-    p = np.exp(z)
-    return p / p.sum(axis=1, keepdims=True)
+    return softmax(log_probs.astype(np.float64) / temperature)
 
 
 def mean_kl(p: np.ndarray, q: np.ndarray) -> float:

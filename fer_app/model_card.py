@@ -305,9 +305,8 @@ def member_facts(run: str, metadata: dict, out: str) -> dict:
     if source_metadata is not metadata:
         facts = member_facts(source, source_metadata, out)
         epochs = metadata["swa"]["epochs"]
-        done = ("batch norm recalibrated" if len(epochs) == 1 else
-                f"mean of epochs {min(epochs)}-{max(epochs)}, batch norm recalibrated")
-        chosen = f"{facts['best_epoch']}, {done}" if len(epochs) == 1 else done
+        chosen = (f"{facts['best_epoch']}, batch norm recalibrated" if len(epochs) == 1 else
+                  f"mean of epochs {min(epochs)}-{max(epochs)}, batch norm recalibrated")
         return {**facts, "chosen": chosen, "source_val_acc": facts["val_acc"],
                 "val_acc": metadata["val"]["val_acc"]}
     if os.path.isfile(run):
