@@ -93,7 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.batch_size < 1 or args.repeats < 1 or args.faces < 1 or args.temperature <= 0:
         parser.error("--batch-size, --repeats and --faces must be at least 1, --temperature above 0")
     backend = args.backend or default_backend_name()
-    teacher = load_classifier(args.teacher, backend)
+    try:
+        teacher = load_classifier(args.teacher, backend)
+    except UserError as error:                      # a missing or damaged teacher file
+        parser.error(str(error))
     student = build_model(args.student, len(teacher.class_names))
     optimizer = optim.Adam(student.parameters(), lr=1e-3)
     rng = np.random.default_rng(0)

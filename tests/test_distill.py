@@ -280,3 +280,6 @@ def test_distill_cost_measures_the_cache_against_an_augmented_view(tiny_csv, tmp
         distill_cost.main(["--teacher", teacher, "--repeats", "1", "--batch-size", "2",
                            "--backend", "numpy", "--data", str(tmp_path / "missing.csv")])
     assert "missing.csv" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        distill_cost.main(["--teacher", str(tmp_path / "missing.npz"), "--backend", "numpy"])
+    assert "missing.npz: model file not found" in capsys.readouterr().err
