@@ -12,8 +12,11 @@ the thread counts decide more than the kernels. Random weights: speed does not d
 them. Writes nothing unless given ``--out`` (a markdown file).
 
 ``--steps`` adds where the fused model's time goes: each step (a fused conv block, a
-dense layer, ...) timed alone, in order, inside one thread setting (every core), the
-median milliseconds and its share of the steps' sum, per architecture and batch size.
+dense layer, ...) timed in a pass over the model, as it runs, and timed alone (called again
+and again, its weights cached), inside one thread setting (every core): the median
+milliseconds, the share of the pass, and the difference, per architecture and batch size.
+For a few faces the difference is mostly the step waiting for weights that the other
+steps pushed out of the caches; the header's memory copy rate says how fast that memory is.
 """
 from __future__ import annotations
 
@@ -38,6 +41,18 @@ def blas_description() -> str:
              f"({info.get('architecture') or '?'} kernels), {info['num_threads']} thread(s)"
              for info in threadpool_info() if info["user_api"] == "blas"]
     return "; ".join(parts) or "no BLAS found by threadpoolctl"
+
+
+def cpu_name() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else what ``platform`` knows."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def model_and_faces(arch: str, batch: int) -> tuple:
@@ -72,33 +87,69 @@ def time_model(arch: str, batch: int, thread_counts: list[int], reps: int) -> di
         threads.set_threads(None)
 
 
-def step_milliseconds(arch: str, batch: int, reps: int) -> list[tuple[str, float]]:
-    """[(step, median ms)] of the fused model's steps, each timed alone on its real input."""
+def step_milliseconds(arch: str, batch: int, reps: int) -> list[tuple[str, float, float]]:
+    """[(step, median ms in a pass, median ms alone)] of the fused model's steps.
+
+    "In a pass" times each step where the model runs it, between the others, so its weights
+    have usually left the caches since its last call; "alone" runs the step ``reps`` times in
+    a row on the same input, its weights cached after the first call. The difference is about
+    the time a step waits for its weights to come from memory.
+    """
     model, x = model_and_faces(arch, batch)
     fused = tinycnn.fuse(model)
     for _ in range(3):
         fused(x)                                             # warm-up: compile, buffers
-    seconds = [[] for _ in fused.steps]
+    in_pass = [[] for _ in fused.steps]
     threads.set_threads(threads.cores())
     try:
         with threads.inference_threads():
             for _ in range(reps):
-                y = x
+                inputs = [x]
                 for index, step in enumerate(fused.steps):
                     start = time.perf_counter()
-                    y = step(y)
-                    seconds[index].append(time.perf_counter() - start)
+                    inputs.append(step(inputs[-1]))
+                    in_pass[index].append(time.perf_counter() - start)
+            alone = [alone_seconds(step, step_input, reps) for step, step_input in zip(fused.steps, inputs)]
     finally:
         threads.set_threads(None)
-    return [(repr(step), float(numpy.median(s)) * 1e3) for step, s in zip(fused.steps, seconds)]
+    return [(repr(step), float(numpy.median(s)) * 1e3, a * 1e3)
+            for step, s, a in zip(fused.steps, in_pass, alone)]
 
 
-def steps_report(arch: str, batch: int, steps: list[tuple[str, float]]) -> str:
-    total = sum(ms for _, ms in steps)
-    lines = [f"Steps of fused {arch}, batch {batch} (sum {total:.2f} ms):", "",
-             "| step | median ms | share |", "|---|---:|---:|"]
-    lines += [f"| {name} | {ms:.3f} | {ms / total:.0%} |" for name, ms in steps]
+def alone_seconds(step, x, reps: int) -> float:
+    """Median seconds of ``step(x)`` called ``reps`` times in a row (after one untimed call)."""
+    step(x)
+    seconds = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        step(x)
+        seconds.append(time.perf_counter() - start)
+    return float(numpy.median(seconds))
+
+
+def steps_report(arch: str, batch: int, steps: list[tuple[str, float, float]]) -> str:
+    total = sum(ms for _, ms, _ in steps)
+    total_alone = sum(ms for _, _, ms in steps)
+    lines = [f"Steps of fused {arch}, batch {batch} (sum {total:.2f} ms in a pass, "
+             f"{total_alone:.2f} ms alone):", "",
+             "| step | median ms in a pass | share | median ms alone | difference |",
+             "|---|---:|---:|---:|---:|"]
+    lines += [f"| {name} | {ms:.3f} | {ms / total:.0%} | {ms_alone:.3f} | {ms - ms_alone:+.3f} |"
+              for name, ms, ms_alone in steps]
     return "\n".join(lines)
+
+
+def copy_bandwidth(megabytes: int = 64, reps: int = 5) -> float:
+    """GB/s of one thread copying a ``megabytes`` float32 array (bytes read + bytes written,
+    best of ``reps``): how fast weights that are not in a cache can come from memory."""
+    source = numpy.ones(megabytes * 2 ** 18, numpy.float32)
+    target = numpy.empty_like(source)
+    best = float("inf")
+    for _ in range(reps):
+        start = time.perf_counter()
+        numpy.copyto(target, source)
+        best = min(best, time.perf_counter() - start)
+    return 2 * source.nbytes / best / 1e9
 
 
 def report(rows: list[tuple], header: list[str]) -> str:
@@ -120,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="thread counts for the fused runs (default: 1 and every core)")
     parser.add_argument("--reps", type=int, default=15, help="samples per side (default 15)")
     parser.add_argument("--steps", action="store_true",
-                        help="also time each fused step alone (where the time goes)")
+                        help="also time each fused step, in a pass and alone (where the time goes)")
     parser.add_argument("--out", default=None, help="also write the table to this markdown file")
     args = parser.parse_args(argv)
     if min(args.batches) < 1 or args.reps < 1 or min(args.threads or [1]) < 1:
@@ -130,8 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     header = [f"# Fused inference (`python -m benchmarks.fused_inference {' '.join(argv or sys.argv[1:])}`)",
               "",
-              f"Machine: {platform.machine()}, {threads.cores()} cores, 1-minute load {load:.2f}, "
-              f"cores free for tinycnn.threads: {threads.free_cores()}; backend {args.backend}.",
+              f"Machine: {cpu_name()} ({platform.machine()}), {threads.cores()} cores, 1-minute load {load:.2f}, "
+              f"cores free for tinycnn.threads: {threads.free_cores()}; backend {args.backend}; "
+              f"memory copy on one thread {copy_bandwidth():.1f} GB/s (read + write).",
               f"BLAS: {blas_description()} outside the timed calls "
               f"(OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
               f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}); every row runs "

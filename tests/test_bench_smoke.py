@@ -114,6 +114,9 @@ def test_fused_inference_steps_table_has_a_row_per_fused_step(capsys, tmp_path):
     section = text.split("Steps of fused seed002, batch 2")[1]
     rows = [line for line in section.splitlines() if line.startswith("| ") and "median ms" not in line]
     assert [row.split(" | ")[0][2:] for row in rows] == [repr(step) for step in steps]
+    in_pass, alone = ([float(row.split(" | ")[k]) for row in rows] for k in (1, 3))
+    assert min(in_pass) > 0 and min(alone) > 0
+    assert "GB/s (read + write)" in text
     assert "| fused, 1 thread(s) |" in text and "fused, 1 thread(s)" in capsys.readouterr().out
 
 
