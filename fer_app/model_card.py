@@ -139,7 +139,8 @@ def read_history(path: str) -> list[dict]:
 # differ from train.DEFAULTS. Where the data is and which backend ran are not the recipe.
 RECIPE_OPTIONS = ("arch", "epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule",
                   "label_smoothing", "augment", "normalize", "seed")
-NOT_RECIPE = ("data", "backend", "teacher_cache")  # where things are, not how the run trains
+NOT_RECIPE = ("data", "backend", "teacher_cache",    # where things are, not how the run trains
+              "init_sha256", "teacher_sha256")        # which files --init and --teacher named
 
 
 def train_command(settings: dict) -> str:
@@ -155,6 +156,13 @@ def train_command(settings: dict) -> str:
         else:
             options += [flag, str(value)]
     return "python -m fer_app.train " + " ".join(options) + " --out runs/NAME"
+
+
+def file_digests(settings: dict) -> str:
+    """'`--init` file SHA-256 `0123456789abcdef…`' for the files the run started from (as
+    fer_app.train recorded them), '' when it recorded none."""
+    return "; ".join(f"`--{key}` file SHA-256 `{settings[key + '_sha256'][:16]}…`"
+                     for key in ("init", "teacher") if settings.get(key + "_sha256"))
 
 
 def architecture_line(card: dict) -> str:
@@ -201,7 +209,8 @@ def card_markdown(card: dict) -> str:
         "|---|---|---|---|---|---|",
     ]
     for member in card["members"]:
-        lines.append(f"| {member['run']} | `{member['train_command']}` | {member['epochs_run']} / "
+        digests = f" ({member['file_digests']})" if member.get("file_digests") else ""
+        lines.append(f"| {member['run']} | `{member['train_command']}`{digests} | {member['epochs_run']} / "
                      f"{member.get('chosen', member['best_epoch'])} | {member['train_hours']:.2f} | "
                      f"{member['images_per_second']:.0f} | {member['val_acc']:.4f} |")
     lines += [
@@ -321,6 +330,7 @@ def member_facts(run: str, metadata: dict, out: str) -> dict:
     return {
         "run": name, "arch": metadata["arch"], "curves": f"curves_{name}.png",
         "train_command": train_command(metadata["settings"]),
+        "file_digests": file_digests(metadata["settings"]),
         "epochs_run": len(history), "best_epoch": metadata["epoch"],
         "val_acc": metadata["val"]["val_acc"],
         "train_hours": training_hours(history),

@@ -60,7 +60,7 @@ from .recognition.inference import Classifier, default_backend_name, model_path,
 from .training import distributed_train, plots
 from .training.checkpoint import (CheckpointError, load_training_state, read_checkpoint,
                                   remove_stale_temporaries, save_training_state)
-from .training.distill import blended_log_probs, distillation_loss, teacher_outputs
+from .training.distill import blended_log_probs, distillation_loss, file_sha256, teacher_outputs
 from .training.metrics import classification_report, format_report
 
 # Every setting with its default. Command-line options default to None so that on
@@ -358,6 +358,7 @@ def start_run(args: argparse.Namespace) -> Run:
     problem = distributed_train.check(settings["batch_size"], len(train))
     if problem:
         raise TrainError(problem)
+    record_file_digests(settings, saved)
     teacher_log_probs = load_teacher(settings, train, args.out)
 
     tinycnn.manual_seed(settings["seed"])
@@ -412,6 +413,29 @@ def load_teacher(settings: dict, train: Dataset, out: str) -> np.ndarray | None:
     return distributed_train.rank_0_first(lambda: teacher_outputs(  # the others read its cache
         settings["teacher"], train.images, train.class_names, os.path.abspath(cache),
         settings["backend"]))
+
+
+def record_file_digests(settings: dict, saved: dict | None) -> None:
+    """settings["init_sha256"] / ["teacher_sha256"]: the SHA-256 of the file --init and
+    --teacher name, kept in every checkpoint and model file of the run. A shipped model's
+    name ("fast") or a path may name another file later; the digest says which one this
+    run used (``sha256sum FILE``). A resumed run keeps the digests it started with; a
+    TrainError if its teacher file has changed since (its targets would change mid-run)."""
+    for key in ("init", "teacher"):
+        digest_key = f"{key}_sha256"
+        settings.pop(digest_key, None)
+        if settings[key] is None or not os.path.isfile(model_path(settings[key])):
+            continue                    # no option, or a missing file: a clear error follows
+        path = os.path.abspath(model_path(settings[key]))
+        digest = file_sha256(path)
+        if saved and saved.get(digest_key) and os.path.abspath(model_path(saved[key])) == path:
+            if key == "teacher" and digest != saved[digest_key]:
+                raise TrainError(f"--teacher {settings[key]}: the file changed since this run "
+                                 f"started (SHA-256 {saved[digest_key][:16]}... then, "
+                                 f"{digest[:16]}... now); resume with --teacher naming the "
+                                 f"file it started from, or start a new run")
+            digest = saved[digest_key]  # --init: only the first start read it
+        settings[digest_key] = digest
 
 
 def initialize_from(model: nn.Module, settings: dict, class_names: list[str]) -> None:

@@ -14,7 +14,7 @@ from fer_app.data.normalize import Normalizer
 from fer_app.ensemble import combine, extract_member
 from fer_app.models import build_model
 from fer_app.recognition.inference import load_classifier
-from fer_app.training.distill import blended_log_probs, distillation_loss, teacher_outputs
+from fer_app.training.distill import blended_log_probs, distillation_loss, file_sha256, teacher_outputs
 from tests.gradcheck import check_gradients
 from tests.train_samples import make_faces, write_fer_csv
 from tinycnn import Tensor
@@ -283,3 +283,32 @@ def test_distill_cost_measures_the_cache_against_an_augmented_view(tiny_csv, tmp
     with pytest.raises(SystemExit):
         distill_cost.main(["--teacher", str(tmp_path / "missing.npz"), "--backend", "numpy"])
     assert "missing.npz: model file not found" in capsys.readouterr().err
+
+
+def test_train_records_which_init_and_teacher_files_it_used(tiny_csv, tmp_path, capsys):
+    start = save_model(tmp_path / "start.npz", "seed002", seed=7)
+    teacher = save_model(tmp_path / "teacher.npz", "seed002", seed=0)
+    out = tmp_path / "run"
+    assert train.main(["--data", tiny_csv, "--out", str(out), *FAST, "--init", start,
+                       "--teacher", teacher]) == 0
+    settings = tinycnn.load(str(out / "model.npz"))[1]["settings"]
+    assert settings["init_sha256"] == file_sha256(start)
+    assert settings["teacher_sha256"] == file_sha256(teacher)
+    first_digest = settings["init_sha256"]
+
+    save_model(tmp_path / "start.npz", "seed002", seed=8)           # --init is read at the start only
+    assert train.main(["--out", str(out), "--resume", "--epochs", "2"]) == 0
+    assert tinycnn.load(str(out / "last.npz"))[1]["settings"]["init_sha256"] == first_digest
+
+    save_model(tmp_path / "teacher.npz", "seed002", seed=1)         # the teacher would change mid-run
+    assert train.main(["--out", str(out), "--resume", "--epochs", "3"]) == 1
+    message = capsys.readouterr().err
+    assert "the file changed since this run started" in message and "Traceback" not in message
+    assert len(tinycnn.load(str(out / "last.npz"))[1]["history"]) == 2
+
+
+def test_a_run_without_init_or_teacher_records_no_digest(tiny_csv, tmp_path):
+    out = tmp_path / "run"
+    assert train.main(["--data", tiny_csv, "--out", str(out), *FAST]) == 0
+    settings = tinycnn.load(str(out / "model.npz"))[1]["settings"]
+    assert "init_sha256" not in settings and "teacher_sha256" not in settings

@@ -221,3 +221,18 @@ def test_a_network_made_by_swa_takes_its_facts_from_its_source_run(tmp_path):
     finally:
         os.chdir(old_cwd)
     assert facts["run"] == "a" and facts["val_acc"] == source_acc and "chosen" not in facts
+
+
+def test_card_names_the_init_file_a_run_started_from_by_its_digest(tmp_path):
+    data = write_fer_csv(tmp_path / "tiny.csv", {"Training": 70, "PublicTest": 28})
+    start = train_tiny_run(tmp_path / "start", data)
+    run = train_tiny_run(tmp_path / "run", data, "--init", os.path.join(start, "model.npz"))
+    digest = tinycnn.load(os.path.join(run, "model.npz"))[1]["settings"]["init_sha256"]
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# title\n\n{model_card.marker('default')}\n")
+    assert model_card.main(["--run", run, "--model", os.path.join(run, "model.npz"), "--data", str(data),
+                            "--out", str(tmp_path / "card"), "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert f"(`--init` file SHA-256 `{digest[:16]}…`)" in text
+    assert "init_sha256" not in model_card.train_command(
+        tinycnn.load(os.path.join(run, "model.npz"))[1]["settings"])
