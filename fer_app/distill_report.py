@@ -47,13 +47,23 @@ def label(model: str) -> str:
     return name[:-len(".npz")] if name.endswith(".npz") else name
 
 
+def labels(models: list[str]) -> list[str]:
+    """:func:`label` of each model; a label that two models share gets the model's folder in
+    front ("student_ft/swa" and "student_ft2/swa" for two runs' swa.npz)."""
+    short = [label(model) for model in models]
+    return [f"{os.path.basename(os.path.dirname(os.path.abspath(model)))}/{name}"
+            if short.count(name) > 1 and os.path.basename(model) != "model.npz" else name
+            for model, name in zip(models, short)]
+
+
 def markdown_table(rows: list[dict], split: str) -> str:
     header = ["model", "network", "teacher", "parameters", "GFLOPs/face", f"{split} acc (one pass)",
               "acc TTA", "macro-F1 (one pass)", "ms per face"]
-    cells = [[label(row["model"]), row["arch"],
+    cells = [[name, row["arch"],
               os.path.basename(row["teacher"]) if row["teacher"] else "-", f"{row['parameters']:,}",
               f"{row['gflops']:.3f}", f"{row['plain']:.4f}", f"{row['tta']:.4f}",
-              f"{row['macro_f1']:.4f}", f"{row['ms']:.2f}"] for row in rows]
+              f"{row['macro_f1']:.4f}", f"{row['ms']:.2f}"]
+             for name, row in zip(labels([row["model"] for row in rows]), rows)]
     return markdown.markdown_table(header, cells)
 
 
@@ -66,8 +76,8 @@ def plot_accuracy_vs_flops(rows: list[dict], path: str, split: str) -> None:
     flops = [row["gflops"] for row in rows]
     axes.scatter(flops, [row["plain"] for row in rows], label="one pass", marker="o")
     axes.scatter(flops, [row["tta"] for row in rows], label="TTA (10 views)", marker="^")
-    for row in rows:
-        axes.annotate(label(row["model"]),
+    for name, row in zip(labels([row["model"] for row in rows]), rows):
+        axes.annotate(name,
                       (row["gflops"], row["plain"]), textcoords="offset points", xytext=(5, -12),
                       fontsize=8)
     axes.set_xscale("log")

@@ -338,6 +338,14 @@ def member_facts(run: str, metadata: dict, out: str) -> dict:
     }
 
 
+def remove_stale_curves(out: str, members: list[dict]) -> None:
+    """Delete the curves_*.png in ``out`` that this card does not show (an earlier card's)."""
+    shown = {member["curves"] for member in members}
+    for name in os.listdir(out):
+        if name.startswith("curves_") and name.endswith(".png") and name not in shown:
+            os.remove(os.path.join(out, name))
+
+
 def make_card(model: str, runs: list[str], data: str | None, split: str, out: str) -> dict:
     """Evaluate ``model`` (a file, or "default": the shipped one) and gather the card's facts;
     ``runs`` are the training runs of its network(s), in the ensemble's order."""
@@ -356,6 +364,7 @@ def make_card(model: str, runs: list[str], data: str | None, split: str, out: st
                                 os.path.join(out, "confusion_matrix.png"),
                                 f"{meta['arch']} on {split} with TTA: accuracy {tta['accuracy']:.3f}")
     members = [member_facts(run, metadata, out) for run, metadata in zip(runs, member_metadata)]
+    remove_stale_curves(out, members)
     return {
         "arch": meta["arch"], "split": split, "plain": plain, "tta": tta, "members": members,
         "parameters": classifier.model.num_parameters(), "gflops": gflops(classifier),
@@ -399,7 +408,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", help="FER-2013 file (default: searched)")
     parser.add_argument("--split", default="PublicTest", help="split to report (default PublicTest)")
     parser.add_argument("--out", help="folder for the card (default docs/model_card, "
-                        "docs/model_card_fast for --name fast)")
+                        "docs/model_card_fast for --name fast); curves_*.png files there that "
+                        "the new card does not show are removed")
     parser.add_argument("--readme", help="README whose MODEL-CARD section to replace")
     args = parser.parse_args(argv)
     if args.budget_mb is not None and not args.ship:

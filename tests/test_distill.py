@@ -312,3 +312,9 @@ def test_a_run_without_init_or_teacher_records_no_digest(tiny_csv, tmp_path):
     assert train.main(["--data", tiny_csv, "--out", str(out), *FAST]) == 0
     settings = tinycnn.load(str(out / "model.npz"))[1]["settings"]
     assert "init_sha256" not in settings and "teacher_sha256" not in settings
+
+
+def test_distill_report_tells_two_files_of_one_name_apart():
+    from fer_app.distill_report import labels
+    assert labels(["runs/student_ft/swa.npz", "runs/student_ft2/swa.npz", "runs/m1/model.npz", "default"]) == \
+        ["student_ft/swa", "student_ft2/swa", "m1", "default"]

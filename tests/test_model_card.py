@@ -41,10 +41,13 @@ def test_card_reports_the_models_measured_scores(tmp_path):
     assert text.count(model_card.marker("default")) == 2 and "## next section" in text
     assert f"{expected['accuracy']:.4f}" in text
 
-    # running it again replaces the section instead of adding a second one
+    # running it again replaces the section instead of adding a second one, and an
+    # earlier card's curves leave the folder
+    (out / "curves_an_earlier_run.png").write_bytes(b"png")
     assert model_card.main(["--run", str(run), "--model", model, "--data", str(data),
                             "--out", str(out), "--readme", str(readme)]) == 0
     assert readme.read_text().count(model_card.marker("default")) == 2
+    assert sorted(path.name for path in out.glob("curves_*.png")) == ["curves_run.png"]
 
 
 def test_card_of_an_ensemble_sums_its_networks(tmp_path, monkeypatch):
