@@ -424,18 +424,24 @@ def record_file_digests(settings: dict, saved: dict | None) -> None:
     for key in ("init", "teacher"):
         digest_key = f"{key}_sha256"
         settings.pop(digest_key, None)
-        if settings[key] is None or not os.path.isfile(model_path(settings[key])):
-            continue                    # no option, or a missing file: a clear error follows
-        path = os.path.abspath(model_path(settings[key]))
-        digest = file_sha256(path)
-        if saved and saved.get(digest_key) and os.path.abspath(model_path(saved[key])) == path:
-            if key == "teacher" and digest != saved[digest_key]:
+        if settings[key] is None:
+            continue
+        path = model_path(settings[key])
+        digest = file_sha256(path) if os.path.isfile(path) else None   # None: a clear error follows
+        if saved and saved.get(digest_key) and same_file(saved[key], settings[key]):
+            if key == "teacher" and digest not in (None, saved[digest_key]):
                 raise TrainError(f"--teacher {settings[key]}: the file changed since this run "
-                                 f"started (SHA-256 {saved[digest_key][:16]}... then, "
-                                 f"{digest[:16]}... now); resume with --teacher naming the "
-                                 f"file it started from, or start a new run")
-            digest = saved[digest_key]  # --init: only the first start read it
-        settings[digest_key] = digest
+                                 f"started (SHA-256 {saved[digest_key][:16]}... then, {digest[:16]}... "
+                                 f"now); resume with --teacher naming the file it started from, or "
+                                 f"start a new run")
+            digest = saved[digest_key]          # --init: only the first start read the file
+        if digest is not None:
+            settings[digest_key] = digest
+
+
+def same_file(before: str, now: str) -> bool:
+    """Whether two --init / --teacher values name one file (a name, or a path from any folder)."""
+    return before == now or os.path.abspath(model_path(before)) == os.path.abspath(model_path(now))
 
 
 def initialize_from(model: nn.Module, settings: dict, class_names: list[str]) -> None:

@@ -318,3 +318,13 @@ def test_distill_report_tells_two_files_of_one_name_apart():
     from fer_app.distill_report import labels
     assert labels(["runs/student_ft/swa.npz", "runs/student_ft2/swa.npz", "runs/m1/model.npz", "default"]) == \
         ["student_ft/swa", "student_ft2/swa", "m1", "default"]
+
+
+def test_a_resumed_run_keeps_its_init_digest_when_the_init_file_is_gone(tiny_csv, tmp_path):
+    start = save_model(tmp_path / "start.npz", "seed002", seed=7)
+    out = tmp_path / "run"
+    assert train.main(["--data", tiny_csv, "--out", str(out), *FAST, "--init", start]) == 0
+    digest = tinycnn.load(str(out / "last.npz"))[1]["settings"]["init_sha256"]
+    os.remove(start)
+    assert train.main(["--out", str(out), "--resume", "--epochs", "2"]) == 0
+    assert tinycnn.load(str(out / "last.npz"))[1]["settings"]["init_sha256"] == digest
