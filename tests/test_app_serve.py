@@ -101,3 +101,20 @@ def test_page_static_files_and_api_docs(client):
     assert docs.status_code == 200 and "/api/detect" in docs.text
     schema = client.get("/openapi.json").json()
     assert "/api/detect" in schema["paths"] and "/api/health" in schema["paths"]
+
+
+def test_serve_runs_a_face_through_the_network_before_it_listens(monkeypatch, tmp_path):
+    import uvicorn
+
+    from fer_app import serve
+    calls = []
+    original = EmotionRecognizer.classify_crops
+
+    def recording_classify(self, faces):
+        calls.append(("classify", faces.shape))
+        return original(self, faces)
+
+    monkeypatch.setattr(EmotionRecognizer, "classify_crops", recording_classify)
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: calls.append("listen"))
+    assert serve.main(["--model", random_model_file(tmp_path)]) == 0
+    assert calls == [("classify", (1, 48, 48)), "listen"]
