@@ -345,3 +345,19 @@ def test_prepared_conv_weights_have_no_subnormals_and_the_same_outputs(rng):
                                      for a in arrays)
     expected = reference.conv2d_inference(x, reference.prepare_conv2d(w, b, (1, 1), (1, 1)), True, False)
     assert_close(y, expected, np.float32)
+
+
+def test_inference_winograd_scratch_follows_the_tile_size(rng, monkeypatch):
+    """One prepared layer called with the same input shape under two weight-read costs
+    (WEIGHT_READ, which sets the tile size) keeps separate scratch arrays for each tile
+    size: both answers are the reference's."""
+    x = rng.standard_normal((1, 8, 24, 24))
+    w, b = rng.standard_normal((6, 8, 3, 3)), rng.standard_normal(6)
+    expected = reference.conv2d_inference(x, reference.prepare_conv2d(w, b, (1, 1), (1, 1)), True, False)
+    prepared = numba_inference.prepare_conv2d(w, b, (1, 1), (1, 1))
+    tile_sizes = []
+    for weight_read in (0, 10 ** 4):
+        monkeypatch.setattr(numba_inference, "WEIGHT_READ", weight_read)
+        tile_sizes.append(winograd.plan(x.shape, w.shape, (1, 1), weight_read)[0])
+        assert_close(numba_inference.conv2d_inference(x, prepared, True, False), expected, np.float64)
+    assert tile_sizes[0] != tile_sizes[1]

@@ -101,7 +101,7 @@ class PreparedConv:
         self.no_bias = numpy.zeros(o, w.dtype)
         self.stride, self.pad = tuple(stride), tuple(pad)
         self.winograd = {}     # tile size m -> (U (alpha^2, C, O), AT, BT)
-        self.scratch = {}      # (path, chunk shape) -> tuple of arrays
+        self.scratch = {}      # (path, [tile size,] chunk shape) -> tuple of arrays
 
     def winograd_weights(self, m: int):
         """(U, AT, BT) for output tiles of m x m, transformed on first use."""
@@ -220,7 +220,7 @@ def _winograd_conv(x, p: PreparedConv, relu, pool):
         shapes = [(alpha2, tiles, c), (alpha2, tiles, o)]              # V, M
         if through_finish:
             shapes.append((part.shape[0], oh, ow, o))                   # y, before finish pools it
-        v, products, *y = p.buffers(("winograd", part.shape), *shapes)   # y: [] or [y]
+        v, products, *y = p.buffers(("winograd", m, part.shape), *shapes)   # y: [] or [y]
         winograd_channels_last.to_tiles(part, bt, m, p.pad[0], p.pad[1], th, tw, tasks, v)
         numpy.matmul(v, u, out=products)
         if not through_finish:           # bias, ReLU and pooling in the transform's output pass
