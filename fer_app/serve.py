@@ -342,6 +342,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     # One blank face through the network now, so that the first upload does not wait for
     # Numba to compile (the first start after an install: about 10 s) or load its kernels.
+    print(f"fer_app: preparing the model {recognizer.model_name} (the first start after an "
+          f"install compiles its kernels, about 10-20 s)", flush=True)
     recognizer.classify(numpy.zeros((FACE_SIZE, FACE_SIZE), numpy.uint8))
     import uvicorn
 

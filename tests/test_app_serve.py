@@ -103,7 +103,7 @@ def test_page_static_files_and_api_docs(client):
     assert "/api/detect" in schema["paths"] and "/api/health" in schema["paths"]
 
 
-def test_serve_runs_a_face_through_the_network_before_it_listens(monkeypatch, tmp_path):
+def test_serve_runs_a_face_through_the_network_before_it_listens(monkeypatch, tmp_path, capsys):
     import uvicorn
 
     from fer_app import serve
@@ -118,3 +118,4 @@ def test_serve_runs_a_face_through_the_network_before_it_listens(monkeypatch, tm
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: calls.append("listen"))
     assert serve.main(["--model", random_model_file(tmp_path)]) == 0
     assert calls == [("classify", (1, 48, 48)), "listen"]
+    assert "preparing the model" in capsys.readouterr().out
