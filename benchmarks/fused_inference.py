@@ -30,7 +30,7 @@ import numpy
 from threadpoolctl import threadpool_info
 
 import tinycnn
-from benchmarks.timing import interleaved_samples
+from benchmarks.timing import interleaved_samples, seconds_per_call
 from fer_app.models import ARCHITECTURES, build_model
 from tinycnn import backend, threads
 
@@ -119,12 +119,7 @@ def step_milliseconds(arch: str, batch: int, reps: int) -> list[tuple[str, float
 def alone_seconds(step, x, reps: int) -> float:
     """Median seconds of ``step(x)`` called ``reps`` times in a row (after one untimed call)."""
     step(x)
-    seconds = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        step(x)
-        seconds.append(time.perf_counter() - start)
-    return float(numpy.median(seconds))
+    return float(numpy.median([seconds_per_call(lambda: step(x), 1) for _ in range(reps)]))
 
 
 def steps_report(arch: str, batch: int, steps: list[tuple[str, float, float]]) -> str:
