@@ -28,7 +28,7 @@ the environment outside the repository with
 It reports the BLAS library, its kernel (threadpoolctl's "architecture") and thread
 counts. If OPENBLAS_CORETYPE or OPENBLAS_L2_SIZE is set, both are unset for this
 process only (and the fer process it starts), so OpenBLAS picks its kernel for the
-CPU; the results say what was unset (``--keep-blas-env`` keeps them).
+CPU; the results say what was unset (``--keep-blas-env`` keeps them; ``blas_env.py``).
 Results are printed; with ``--out DIR`` also written to DIR/app_speed.json and .md.
 """
 from __future__ import annotations
@@ -36,10 +36,11 @@ from __future__ import annotations
 import os
 import sys
 
-BLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-UNSET_BLAS: dict[str, str] = {}
-if __name__ == "__main__" and "--keep-blas-env" not in sys.argv:  # before NumPy loads OpenBLAS
-    UNSET_BLAS = {name: os.environ.pop(name) for name in BLAS_OVERRIDES if name in os.environ}
+if __name__ == "__main__":   # run as a script: the repo root holds the benchmarks package
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks import blas_env
+
+UNSET_BLAS = blas_env.unset_overrides(sys.argv) if __name__ == "__main__" else {}  # before NumPy loads
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the app's CLIs do (fer_app/video.py)
 
 import argparse
@@ -254,7 +255,7 @@ def thread_report() -> dict:
             "opencv_threads": cv2.getNumThreads(),
             "environment": {name: os.environ.get(name, "unset") for name in
                             ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "NUMBA_NUM_THREADS",
-                             *BLAS_OVERRIDES)},
+                             *blas_env.BLAS_OVERRIDES)},
             "unset_for_this_run": UNSET_BLAS}
 
 
@@ -320,9 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="PublicTest faces to score (default 500)")
     parser.add_argument("--fer-python", default=None,
                         help="Python of a virtual environment with `fer` installed")
-    parser.add_argument("--keep-blas-env", action="store_true",
-                        help="keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE if set (default: unset "
-                             "both for this run)")
+    parser.add_argument(blas_env.KEEP_OPTION, action="store_true", help=blas_env.KEEP_HELP)
     parser.add_argument("--note", action="append", default=[],
                         help="a line to add to the results' notes (repeatable)")
     parser.add_argument("--out", default=None,

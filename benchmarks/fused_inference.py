@@ -7,8 +7,9 @@ For each architecture and batch size it times, in turns (``benchmarks/timing.py`
 eval-mode model without a graph ("layers") and the fused model, each with 1 thread and
 with every core for BLAS and Numba (``tinycnn.threads``), and prints the median and the
 fastest milliseconds per batch. The header says which BLAS library and kernel ran
-(threadpoolctl), the thread settings, and the machine's load, since on a shared machine
-the thread counts decide more than the kernels. Random weights: speed does not depend on
+(threadpoolctl; OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are unset for this process unless
+``--keep-blas-env``: ``benchmarks/blas_env.py``), the thread settings, and the machine's
+load, since on a shared machine the thread counts decide more than the kernels. Random weights: speed does not depend on
 them. Writes nothing unless given ``--out`` (a markdown file).
 
 ``--steps`` adds where the fused model's time goes: each step (a fused conv block, a
@@ -20,27 +21,23 @@ steps pushed out of the caches; the header's memory copy rate says how fast that
 """
 from __future__ import annotations
 
-import argparse
 import os
-import platform
 import sys
+
+from benchmarks import blas_env
+
+UNSET_BLAS = blas_env.unset_overrides(sys.argv) if __name__ == "__main__" else {}  # before NumPy loads
+
+import argparse
+import platform
 import time
 
 import numpy
-from threadpoolctl import threadpool_info
 
 import tinycnn
 from benchmarks.timing import interleaved_samples, seconds_per_call
 from fer_app.models import ARCHITECTURES, build_model
 from tinycnn import backend, threads
-
-
-def blas_description() -> str:
-    """'openblas 0.3.x (SkylakeX kernels), 1 thread(s)' for each BLAS loaded, from threadpoolctl."""
-    parts = [f"{info['internal_api']} {info.get('version') or ''} "
-             f"({info.get('architecture') or '?'} kernels), {info['num_threads']} thread(s)"
-             for info in threadpool_info() if info["user_api"] == "blas"]
-    return "; ".join(parts) or "no BLAS found by threadpoolctl"
 
 
 def cpu_name() -> str:
@@ -168,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", action="store_true",
                         help="also time each fused step, in a pass and alone (where the time goes)")
     parser.add_argument("--out", default=None, help="also write the table to this markdown file")
+    parser.add_argument(blas_env.KEEP_OPTION, action="store_true", help=blas_env.KEEP_HELP)
     args = parser.parse_args(argv)
     if min(args.batches) < 1 or args.reps < 1 or min(args.threads or [1]) < 1:
         parser.error("--batches, --reps and --threads must be at least 1")
@@ -179,10 +177,10 @@ def main(argv: list[str] | None = None) -> int:
               f"Machine: {cpu_name()} ({platform.machine()}), {threads.cores()} cores, 1-minute load {load:.2f}, "
               f"cores free for tinycnn.threads: {threads.free_cores()}; backend {args.backend}; "
               f"memory copy on one thread {copy_bandwidth():.1f} GB/s (read + write).",
-              f"BLAS: {blas_description()} outside the timed calls "
-              f"(OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
-              f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}); every row runs "
-              f"with BLAS and Numba threads set to its count."]
+              f"BLAS: {blas_env.blas_description()} outside the timed calls "
+              f"(OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}; "
+              f"{blas_env.unset_description(UNSET_BLAS)}); every row runs with BLAS and Numba "
+              f"threads set to its count."]
     rows = []
     for arch in args.archs:
         for batch in args.batches:

@@ -19,6 +19,8 @@ Everything below runs in one process, tinycnn and Keras samples taken in turn
      layers against the compiled Keras twin (a ``tf.function``), all in turns;
   5. peak resident memory of training, each side alone in a child process
      (``benchmarks/memory_child.py``), since one process cannot separate them.
+OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are unset for this process (and its children) unless
+``--keep-blas-env`` (``benchmarks/blas_env.py``); the header says which BLAS kernel ran.
 Prints the header (machine, load, threads) and the table; with ``--out DIR`` also writes
 DIR/keras_compare.{json,md,png} (the README's figures are benchmarks/results/). See
 benchmarks/report.py for the row format (``ratio`` = Keras / tinycnn, above 1 when tinycnn
@@ -26,12 +28,17 @@ is better).
 """
 from __future__ import annotations
 
+import os
+import sys
+
+from benchmarks import blas_env
+
+UNSET_BLAS = blas_env.unset_overrides(sys.argv) if __name__ == "__main__" else {}  # before NumPy loads
+
 import argparse
 import json
-import os
 import platform
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -460,9 +467,10 @@ def thread_settings() -> str:
     """The environment variables that set thread counts (and OpenBLAS's kernel choice), as
     they were for this run, and the threads NumPy's OpenBLAS used (the numba kernel set may
     change it when it loads)."""
-    settings = [f"{name}={os.environ[name]}" for name in
-                THREAD_VARIABLES + ["OMP_WAIT_POLICY", "OPENBLAS_CORETYPE"] if name in os.environ]
-    return (", ".join(settings) or "library defaults") + f"; OpenBLAS threads in use: {blas_threads()}"
+    settings = [f"{name}={os.environ[name]}" for name in THREAD_VARIABLES + ["OMP_WAIT_POLICY"]
+                if name in os.environ]
+    return ((", ".join(settings) or "library defaults") + f"; OpenBLAS threads in use: {blas_threads()}"
+            f"; {blas_env.blas_description()}; {blas_env.unset_description(UNSET_BLAS)}")
 
 
 def restart_with_threads(threads: int) -> None:
@@ -473,7 +481,7 @@ def restart_with_threads(threads: int) -> None:
     if all(os.environ.get(name) == value for name, value in wanted.items()):
         return
     os.execve(sys.executable, [sys.executable, "-m", "benchmarks.keras_compare", *sys.argv[1:]],
-              {**os.environ, **wanted})
+              {**os.environ, **wanted, **UNSET_BLAS})   # the restart unsets and reports them again
 
 
 def inference_threads_used(rows: list[dict]) -> str:
@@ -549,6 +557,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=4, help="training steps of each memory child")
     parser.add_argument("--threads", type=int, help="threads of every library on both sides (BLAS, Numba, "
                         "TensorFlow); default: each library's own choice")
+    parser.add_argument(blas_env.KEEP_OPTION, action="store_true", help=blas_env.KEEP_HELP)
     parser.add_argument("--out", type=Path, help="write keras_compare.json/.md/.png into this folder "
                         "(default: print only; the README's results are in benchmarks/results)")
     return parser.parse_args(argv)
