@@ -17,12 +17,14 @@ import argparse
 import json
 import sys
 
+import numpy
 from PIL import Image
 
 from tinycnn import backend as backends
 
 from .cli import UsageError, error_boundary, writable_folder
 from .recognition.draw import annotate
+from .recognition.faces import FACE_SIZE
 from .recognition.recognizer import EmotionRecognizer, read_image
 
 MAX_MARGIN = 1.0  # a face box may grow to 3 times its side, no more (the crop is padded in memory)
@@ -64,6 +66,15 @@ def check_recognizer_options(args: argparse.Namespace) -> None:
 def build_recognizer(args: argparse.Namespace) -> EmotionRecognizer:
     return EmotionRecognizer(model=args.model, backend=args.backend,
                              min_face_size=args.min_face_size, margin=args.margin, tta=args.tta)
+
+
+def warm_up(recognizer: EmotionRecognizer) -> None:
+    """One blank face through the network before the live work starts (video, camera, web
+    page), so that the first frame or upload does not wait for Numba to compile the kernels
+    (the first start after an install: about 10-20 s) or to load them from its cache."""
+    print(f"fer_app: preparing the model {recognizer.model_name} (the first start after an "
+          f"install compiles its kernels, about 10-20 s)", flush=True)
+    recognizer.classify(numpy.zeros((FACE_SIZE, FACE_SIZE), numpy.uint8))
 
 
 def format_table(path: str, faces: list[dict]) -> str:

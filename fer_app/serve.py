@@ -64,8 +64,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tinycnn.backend import BackendError
 
-from .predict import add_recognizer_arguments, build_recognizer
-from .recognition.faces import FACE_SIZE, to_grey
+from .predict import add_recognizer_arguments, build_recognizer, warm_up
+from .recognition.faces import to_grey
 from .recognition.inference import ModelFileError
 from .recognition.recognizer import EmotionRecognizer, pil_to_array
 
@@ -340,11 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ModelFileError, BackendError, OSError, ValueError) as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 1
-    # One blank face through the network now, so that the first upload does not wait for
-    # Numba to compile (the first start after an install: about 10 s) or load its kernels.
-    print(f"fer_app: preparing the model {recognizer.model_name} (the first start after an "
-          f"install compiles its kernels, about 10-20 s)", flush=True)
-    recognizer.classify(numpy.zeros((FACE_SIZE, FACE_SIZE), numpy.uint8))
+    warm_up(recognizer)
     import uvicorn
 
     allowed = served_hosts(args.host, args.allowed_hosts)

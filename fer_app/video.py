@@ -38,7 +38,7 @@ from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from .cli import UserError, error_boundary, writable_file
-from .predict import add_recognizer_arguments, build_recognizer, check_recognizer_options
+from .predict import add_recognizer_arguments, build_recognizer, check_recognizer_options, warm_up
 from .recognition.draw import annotate, emotion_color
 from .recognition.recognizer import EmotionRecognizer
 
@@ -278,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         if path:
             writable_file(path, option)
     capture, source_fps, name = open_capture(args)
+    warm_up(recognizer)      # so that the first frame, and the frames/s reported, do not wait for it
     window = open_window(args)
     try:
         timeline, frames, fps = process(capture, recognizer, source_fps, args.every,

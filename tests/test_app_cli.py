@@ -128,6 +128,25 @@ def test_video_cli_writes_csv_plot_and_annotated_video(model_path, tmp_path, cap
     assert count == 12 and first.shape == (240, 320, 3)
 
 
+def test_video_runs_a_face_through_the_network_before_the_first_frame(model_path, tmp_path,
+                                                                      monkeypatch, capsys):
+    faces, _ = findable_faces(1)
+    source = tmp_path / "clip.mp4"
+    write_video(source, faces)
+    batches = []
+    original = EmotionRecognizer.classify_crops
+
+    def recording_classify(self, crops):
+        batches.append(crops.shape)
+        return original(self, crops)
+
+    monkeypatch.setattr(EmotionRecognizer, "classify_crops", recording_classify)
+    assert video.main(["--input", str(source), "--model", model_path, "--max-frames", "6"]) == 0
+    out = capsys.readouterr().out
+    assert batches[0] == (1, 48, 48) and len(batches) >= 2   # the blank face, then the frames'
+    assert out.index("preparing the model") < out.index("6 frames")
+
+
 def test_video_camera_without_display_says_so(monkeypatch, capsys):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
