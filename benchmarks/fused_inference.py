@@ -9,8 +9,9 @@ with every core for BLAS and Numba (``tinycnn.threads``), and prints the median 
 fastest milliseconds per batch. The header says which BLAS library and kernel ran
 (threadpoolctl; OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are unset for this process unless
 ``--keep-blas-env``: ``benchmarks/blas_env.py``), the thread settings, and the machine's
-load, since on a shared machine the thread counts decide more than the kernels. Random weights: speed does not depend on
-them. Writes nothing unless given ``--out`` (a markdown file).
+load, since on a shared machine the thread counts decide more than the kernels. Random
+weights: speed does not depend on them. Writes nothing unless given ``--out`` (a markdown
+file).
 
 ``--steps`` adds where the fused model's time goes: each step (a fused conv block, a
 dense layer, ...) timed in a pass over the model, as it runs, and timed alone (called again
