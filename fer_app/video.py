@@ -289,6 +289,9 @@ def main(argv: list[str] | None = None) -> int:
         capture.release()
         if window is not None:
             window.close()
+    if frames == 0:
+        raise UserError(f"{name}: no frame could be read (not a video OpenCV can decode, an "
+                        f"empty one, or a camera that sends nothing)")
     print(f"{name}: {frames} frames at {fps:.1f} frames/s, recognizer on {len(timeline.times)} "
           f"frames, {sum(len(faces) for faces in timeline.faces)} faces in total")
     if args.output:

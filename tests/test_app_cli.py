@@ -172,3 +172,13 @@ def test_video_camera_with_a_display_but_no_window_support_says_so(monkeypatch, 
 def test_video_cli_rejects_a_missing_file(model_path, tmp_path, capsys):
     assert video.main(["--input", str(tmp_path / "missing.mp4"), "--model", model_path]) == 1
     assert "missing.mp4: no such video file" in capsys.readouterr().err
+
+
+def test_video_cli_says_so_when_no_frame_can_be_read(model_path, tmp_path, capsys):
+    """OpenCV opens some files it cannot decode (a text file named .jpg) and reads nothing."""
+    text = tmp_path / "notes.jpg"
+    text.write_text("not a picture")
+    table = tmp_path / "emotions.csv"
+    assert video.main(["--input", str(text), "--model", model_path, "--csv", str(table)]) == 1
+    assert "notes.jpg: no frame could be read" in capsys.readouterr().err
+    assert not table.exists()
