@@ -123,8 +123,9 @@ def choose_within_budget(paths: list[str], budget_bytes: int, float16: bool = Fa
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fer_app.ensemble", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("models", nargs="+", help="model files (runs/NAME/model.npz), two or more; "
-                        "with --member, one ensemble file or shipped model name ('default')")
+    parser.add_argument("models", nargs="+", help="model files (runs/NAME/model.npz) or shipped "
+                        "model names ('fast'), two or more; with --member, one ensemble file or "
+                        "shipped model name ('default')")
     parser.add_argument("--out", required=True, help="the model file to write")
     parser.add_argument("--float16", action="store_true", help="store the weights in half precision")
     parser.add_argument("--member", type=int,
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         metadata = extract_member(model_path(args.models[0]), args.member, args.out)
         print(f"{args.out}: member {args.member} ({metadata['arch']}) of {args.models[0]}")
         return 0
-    metadata = combine(args.models, args.out, args.float16)
+    metadata = combine([model_path(name) for name in args.models], args.out, args.float16)
     print(f"{args.out}: ensemble of {len(metadata['members'])} networks "
           f"({', '.join(member['arch'] for member in metadata['members'])})")
     return 0

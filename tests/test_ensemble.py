@@ -108,3 +108,12 @@ def test_budget_rule_takes_the_most_accurate_models_that_still_fit(tmp_path):
     assert ensemble.choose_within_budget(paths, 3_016, float16=True) == [best, big]
     with pytest.raises(ModelFileError, match="no model fits"):
         ensemble.choose_within_budget(paths, 1_000)
+
+
+def test_a_shipped_model_name_is_a_member(tmp_path):
+    """'fast' names fer_app/weights/fast.npz, as it does on every other command."""
+    out = str(tmp_path / "two.npz")
+    assert ensemble.main(["fast", "fast", "--out", out]) == 0
+    faces = make_faces(np.arange(3) % 7, seed=2)
+    np.testing.assert_allclose(load_classifier(out, "numpy").predict_proba(faces),
+                               load_classifier("fast", "numpy").predict_proba(faces), rtol=1e-4, atol=1e-6)
