@@ -37,6 +37,9 @@ def test_to_grey_rejects_bad_input():
         to_grey(numpy.zeros((4, 4, 2), numpy.uint8))
     with pytest.raises(ValueError, match="color"):
         to_grey(numpy.zeros((4, 4, 3), numpy.uint8), color="hsv")
+    for empty in (numpy.zeros((0, 0, 3), numpy.uint8), numpy.zeros((0, 5)), numpy.zeros((5, 0, 4))):
+        with pytest.raises(ValueError, match="the image is empty"):   # not OpenCV's assertion
+            to_grey(empty)
 
 
 def test_grown_box_is_a_square_around_the_same_centre():

@@ -50,6 +50,8 @@ def to_grey(image: numpy.ndarray, color: str = "rgb") -> numpy.ndarray:
     if color not in ("rgb", "bgr"):
         raise ValueError(f"color must be 'rgb' or 'bgr', not {color!r}")
     image = numpy.asarray(image)
+    if image.ndim >= 2 and 0 in image.shape[:2]:
+        raise ValueError(f"the image is empty: shape {image.shape}")
     image = as_uint8(image)
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
