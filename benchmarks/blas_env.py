@@ -19,6 +19,8 @@ from __future__ import annotations
 import os
 import sys
 
+from threadpoolctl import threadpool_info   # finds loaded libraries; loads none itself
+
 BLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 KEEP_OPTION = "--keep-blas-env"
 KEEP_HELP = "keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE if set (default: unset both for this run)"
@@ -36,7 +38,6 @@ def unset_overrides(argv: list[str]) -> dict[str, str]:
 
 def blas_description() -> str:
     """'openblas 0.3.x (SkylakeX kernels), 1 thread(s)' for each BLAS loaded, from threadpoolctl."""
-    from threadpoolctl import threadpool_info
     parts = [f"{info['internal_api']} {info.get('version') or ''} "
              f"({info.get('architecture') or '?'} kernels), {info['num_threads']} thread(s)"
              for info in threadpool_info() if info["user_api"] == "blas"]
