@@ -10,7 +10,8 @@ NumPy loads OpenBLAS, and prints what it unset and which kernel then ran (thread
 On an AMD EPYC with AVX-512 that sets OPENBLAS_CORETYPE=Haswell and OPENBLAS_L2_SIZE=512
 (2026-12-02), ``python -m benchmarks.fused_inference --archs vgg_fer --batches 1 8 --reps 30``
 gave one fused vgg_fer face (2 threads, median) 1.42 ms with them unset (SkylakeX kernels)
-and 1.82 ms with ``--keep-blas-env`` (Haswell kernels), run one after the other.
+and 1.82 ms with them set (Haswell kernels, as ``--keep-blas-env`` now runs), one after the
+other; later runs, 1.40-1.54 ms unset and 1.61-1.87 ms with ``--keep-blas-env``.
 
 This module imports nothing that loads a BLAS, so a benchmark can import it first.
 """
