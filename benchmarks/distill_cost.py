@@ -33,7 +33,7 @@ from fer_app.data.augment import augment_batch
 from fer_app.data.load import load_dataset, select_split
 from fer_app.models import ARCHITECTURES, build_model
 from fer_app.recognition.inference import Classifier, default_backend_name, load_classifier, softmax
-from fer_app.train import AUGMENT_PRESETS
+from fer_app.training.settings import AUGMENT_PRESETS
 from fer_app.training.distill import two_view_log_probs
 from tinycnn import backend as backends
 from tinycnn import functional as F

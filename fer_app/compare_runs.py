@@ -29,8 +29,8 @@ from .data.load import find_data, select_split
 from .evaluate import dataset_for, evaluate
 from .model_card import NOT_RECIPE, read_history, training_hours
 from .recognition.inference import ModelFileError, load_classifier, read_model_file
-from .train import DEFAULTS
 from .training import markdown, reproduce
+from .training.settings import DEFAULTS
 
 
 def recipe_changes(settings: dict, reference: dict) -> str:

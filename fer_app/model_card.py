@@ -49,9 +49,9 @@ from .models.ensemble import Ensemble
 from .models.summary import summarize
 from .recognition.inference import (NAMED_MODELS, Classifier, ModelFileError, build_network,
                                     load_classifier, read_model_file)
-from .train import DEFAULTS
 from .training import plots
 from .training.metrics import classification_report
+from .training.settings import DEFAULTS
 
 # What each shipped model is for, as the card's heading says it.
 PURPOSE = {"default": "the most accurate: still pictures (`predict`, `evaluate`, the Python API)",
@@ -136,7 +136,7 @@ def read_history(path: str) -> list[dict]:
 
 
 # Always written out, so the command reads as a recipe; other settings only when they
-# differ from train.DEFAULTS. Where the data is and which backend ran are not the recipe.
+# differ from training.settings.DEFAULTS. Where the data is and which backend ran are not the recipe.
 RECIPE_OPTIONS = ("arch", "epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule",
                   "label_smoothing", "augment", "normalize", "seed")
 NOT_RECIPE = ("data", "backend", "teacher_cache",    # where things are, not how the run trains

@@ -51,51 +51,28 @@ from tinycnn import distributed
 from tinycnn import functional as F
 from tinycnn import nn, optim
 
-from .cli import UsageError, UserError, error_boundary
+from .cli import error_boundary
 from .data.augment import AugmentConfig, augment_batch
 from .data.load import Dataset, find_data, load_dataset, split_dataset
 from .data.normalize import Normalizer
-from .models import ARCHITECTURES, DEFAULT_ARCH, build_model
-from .recognition.inference import Classifier, default_backend_name, model_path, read_model_file
+from .models import ARCHITECTURES, build_model
+from .recognition.inference import Classifier
 from .training import distributed_train, plots
-from .training.checkpoint import (CheckpointError, load_training_state, read_checkpoint,
-                                  remove_stale_temporaries, save_training_state)
-from .training.distill import blended_log_probs, distillation_loss, file_sha256, teacher_outputs
+from .training.checkpoint import (load_training_state, read_checkpoint, remove_stale_temporaries,
+                                  save_training_state)
+from .training.distill import distillation_loss
 from .training.metrics import classification_report, format_report
+from .training.mixup import mixup
+from .training.model_files import initialize_from, load_teacher, record_file_digests
+from .training.optimization import build_optimizer, build_scheduler, resync_learning_rate, step_scheduler
+from .training.settings import (AUGMENT_PRESETS, DEFAULTS, TrainError, augment_config,
+                                check_resume_options, choose_settings)
 
-# Every setting with its default. Command-line options default to None so that on
-# --resume only the options given again replace the saved ones.
-DEFAULTS = {
-    "data": None, "arch": DEFAULT_ARCH, "backend": None, "epochs": 30, "batch_size": 64,
-    "lr": 1e-3, "classes": None, "merge_disgust": False, "skip_bad": False, "val_fraction": 0.2,
-    "val_split": "PublicTest", "divergence_factor": 10.0,
-    "optimizer": "adam", "weight_decay": 0.0, "momentum": 0.9, "schedule": "cosine",
-    "label_smoothing": 0.0, "mixup": 0.0, "class_weight": "none", "normalize": "per_image",
-    "augment": "standard", "flip": None, "shift": None, "rotation": None, "zoom": None,
-    "shear": None, "erase": None, "patience": 0, "seed": 0, "limit": None,
-    "init": None, "teacher": None, "teacher_cache": None, "snapshots": False, "distill_alpha": 0.7,
-    "distill_temperature": 4.0,
-}
-
-AUGMENT_PRESETS = {
-    "none": AugmentConfig.none(),
-    "light": AugmentConfig(flip=0.5, shift=2, rotation=0.0, zoom=0.0, shear=0.0),
-    "standard": AugmentConfig(),
-    "strong": AugmentConfig(flip=0.5, shift=6, rotation=15.0, zoom=0.15, shear=8.0, erase=0.25),
-}
 HISTORY_FIELDS = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc",
                   "val_macro_f1", "seconds", "images_per_second"]
 
 
-class TrainError(UserError):
-    """A problem the user can fix (bad option, unusable --out folder) or a diverged run."""
-
-
-class OptionError(TrainError, UsageError):
-    """A bad option value (--epochs 0): exit code 2, as argparse gives for the options it checks."""
-
-
-# --- settings -------------------------------------------------------------------
+# --- command line -------------------------------------------------------------------
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m fer_app.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -171,66 +148,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def choose_settings(args: argparse.Namespace, saved: dict | None) -> dict:
-    """DEFAULTS, then the saved settings (on --resume), then the options given now."""
-    given = {key: value for key, value in vars(args).items()
-             if key in DEFAULTS and value is not None}
-    settings = {**DEFAULTS, **(saved or {}), **given}
-    if settings["classes"] is None:
-        settings["classes"] = 6 if settings["arch"] == "seed002" else 7
-    if settings["backend"] is None:
-        settings["backend"] = default_backend_name()
-    try:
-        check_settings(settings)
-        augment_config(settings)
-    except TrainError as error:
-        raise OptionError(str(error)) from None
-    return settings
-
-
-def check_settings(settings: dict) -> None:
-    numbers = ["lr", "weight_decay", "momentum", "mixup", "label_smoothing", "val_fraction",
-               "distill_alpha", "distill_temperature"] + [
-        key for key in ("flip", "rotation", "zoom", "shear", "erase") if settings[key] is not None]
-    for key in numbers:
-        if not math.isfinite(settings[key]):
-            raise TrainError(f"--{key.replace('_', '-')} must be a finite number, got {settings[key]}")
-    positive = ["epochs", "batch_size", "lr"] + (["limit"] if settings["limit"] is not None else [])
-    for key in positive:
-        if not settings[key] > 0:
-            raise TrainError(f"--{key.replace('_', '-')} must be positive, got {settings[key]}")
-    if settings["batch_size"] < 2:
-        raise TrainError("--batch-size must be at least 2: batch norm needs more than one image per batch")
-    if settings["mixup"] < 0:
-        raise TrainError(f"--mixup must be >= 0, got {settings['mixup']}")
-    if not 0.0 <= settings["label_smoothing"] < 1.0:
-        raise TrainError(f"--label-smoothing must be in [0, 1), got {settings['label_smoothing']}")
-    for key in ("weight_decay", "patience", "seed"):
-        if settings[key] < 0:
-            raise TrainError(f"--{key.replace('_', '-')} must be >= 0, got {settings[key]}")
-    if not 0.0 <= settings["momentum"] < 1.0:
-        raise TrainError(f"--momentum must be in [0, 1), got {settings['momentum']}")
-    if not 0.0 < settings["val_fraction"] < 1.0:
-        raise TrainError(f"--val-fraction must be between 0 and 1, got {settings['val_fraction']}")
-    if not settings["divergence_factor"] > 1.0:
-        raise TrainError(f"--divergence-factor must be above 1, got {settings['divergence_factor']}")
-    if not 0.0 <= settings["distill_alpha"] <= 1.0:
-        raise TrainError(f"--distill-alpha must be in [0, 1], got {settings['distill_alpha']}")
-    if not settings["distill_temperature"] > 0:
-        raise TrainError(f"--distill-temperature must be positive, got {settings['distill_temperature']}")
-
-
-def augment_config(settings: dict) -> AugmentConfig:
-    """The preset named by settings["augment"], with any strength flags applied."""
-    preset = AUGMENT_PRESETS[settings["augment"]]
-    strengths = {key: settings[key] for key in ("flip", "shift", "rotation", "zoom", "shear", "erase")
-                 if settings[key] is not None}
-    try:
-        return AugmentConfig(**{**vars(preset), **strengths})
-    except ValueError as error:
-        raise TrainError(f"augmentation: {error}") from None
-
-
 # --- data -------------------------------------------------------------------------
 def load_splits(settings: dict) -> tuple[Dataset, Dataset]:
     """(train, validation) as the settings ask, --limit applied to the training rows."""
@@ -265,57 +182,11 @@ def check_classes(train: Dataset, path: str) -> None:
               f"learn never to predict {'it' if len(absent) == 1 else 'them'}", file=sys.stderr)
 
 
-def mixup(x: np.ndarray, labels: np.ndarray, num_classes: int, alpha: float,
-          rng: np.random.Generator, teacher_log_probs: np.ndarray | None = None
-          ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Mixup (Zhang et al., 2018): x' = lam x + (1 - lam) x[perm] and the same blend of the
-    one-hot targets, with one lam ~ Beta(alpha, alpha) per batch; with --teacher also the
-    same blend of the teacher's distributions (``distill.blended_log_probs``).
-
-    x (B, 1, 48, 48), labels (B,), teacher_log_probs (B, K) or None -> x' (B, 1, 48, 48),
-    targets (B, K) float32, and the blended teacher log-probabilities (B, K) or None.
-    """
-    lam = np.float32(rng.beta(alpha, alpha))
-    partner = rng.permutation(len(labels))
-    one_hot = np.eye(num_classes, dtype=np.float32)[labels]  # (B, K)
-    teacher = None if teacher_log_probs is None else blended_log_probs(teacher_log_probs, lam, partner)
-    return lam * x + (1 - lam) * x[partner], lam * one_hot + (1 - lam) * one_hot[partner], teacher
-
-
 def balanced_class_weight(labels: np.ndarray, num_classes: int) -> np.ndarray:
     """w_k = N / (K * N_k) (K, float32); a class with no rows gets weight 0."""
     counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
     weights = np.divide(len(labels), num_classes * counts, out=np.zeros(num_classes), where=counts > 0)
     return weights.astype(np.float32)
-
-
-# --- model, optimizer, schedule -----------------------------------------------------
-def build_optimizer(model: nn.Module, settings: dict) -> optim.Optimizer:
-    name, lr, decay = settings["optimizer"], settings["lr"], settings["weight_decay"]
-    if name == "sgd":
-        return optim.SGD(model.parameters(), lr, momentum=settings["momentum"],
-                         weight_decay=decay, nesterov=settings["momentum"] > 0)
-    if name == "adamw":
-        return optim.AdamW(model.parameters(), lr, weight_decay=decay)
-    if name == "rmsprop":
-        return optim.RMSprop(model.parameters(), lr, weight_decay=decay)
-    return optim.Adam(model.parameters(), lr, weight_decay=decay)
-
-
-def build_scheduler(optimizer: optim.Optimizer, settings: dict, steps_per_epoch: int):
-    """The learning-rate schedule (None for "none"). onecycle steps per batch, the others
-    per epoch; step: x0.1 at 1/3 and 2/3 of the run; plateau: x0.5 after 3 epochs
-    without a lower validation loss."""
-    name, epochs = settings["schedule"], settings["epochs"]
-    if name == "cosine":
-        return optim.CosineAnnealingLR(optimizer, T_max=epochs)
-    if name == "onecycle":
-        return optim.OneCycleLR(optimizer, settings["lr"], total_steps=epochs * steps_per_epoch)
-    if name == "step":
-        return optim.StepLR(optimizer, step_size=max(1, math.ceil(epochs / 3)), gamma=0.1)
-    if name == "plateau":
-        return optim.ReduceLROnPlateau(optimizer, factor=0.5, patience=3)
-    return None
 
 
 # --- the run's state --------------------------------------------------------------------
@@ -381,93 +252,6 @@ def start_run(args: argparse.Namespace) -> Run:
         resync_learning_rate(scheduler)
     distributed.broadcast_parameters(model)
     return run
-
-
-# What a resumed run cannot change: the model's shape, the optimizer's state, the input,
-# the faces that choose the best epoch.
-FIXED_ON_RESUME = ("arch", "classes", "merge_disgust", "optimizer", "normalize", "val_split")
-
-
-def check_resume_options(args: argparse.Namespace, saved: dict, last_path: str) -> None:
-    """An OptionError if an option given with --resume changes what last.npz was made with;
-    a CheckpointError if its saved architecture is unknown here."""
-    for key in FIXED_ON_RESUME:
-        given = getattr(args, key, None)
-        if given is not None and key in saved and given != saved[key]:
-            raise OptionError(f"--{key.replace('_', '-')} {given}: the run in {args.out} was "
-                              f"trained with {saved[key]}; --resume keeps it (drop the option, or "
-                              f"choose another --out)")
-    if saved.get("arch") not in ARCHITECTURES:
-        raise CheckpointError(f"{last_path}: unknown architecture {saved.get('arch')!r}; it "
-                              f"cannot be resumed")
-
-
-def load_teacher(settings: dict, train: Dataset, out: str) -> np.ndarray | None:
-    """The teacher's log-probabilities for the training images (N, K), or None without
-    --teacher. A teacher given as a path is stored absolute, so --resume finds it."""
-    if settings["teacher"] is None:
-        return None
-    if model_path(settings["teacher"]) == settings["teacher"]:
-        settings["teacher"] = os.path.abspath(settings["teacher"])
-    cache = settings["teacher_cache"] or os.path.join(out, "teacher_outputs.npz")
-    return distributed_train.rank_0_first(lambda: teacher_outputs(  # the others read its cache
-        settings["teacher"], train.images, train.class_names, os.path.abspath(cache),
-        settings["backend"]))
-
-
-def record_file_digests(settings: dict, saved: dict | None) -> None:
-    """settings["init_sha256"] / ["teacher_sha256"]: the SHA-256 of the file --init and
-    --teacher name, kept in every checkpoint and model file of the run. A shipped model's
-    name ("fast") or a path may name another file later; the digest says which one this
-    run used (``sha256sum FILE``). A resumed run keeps the digests it started with; a
-    TrainError if its teacher file has changed since (its targets would change mid-run)."""
-    for key in ("init", "teacher"):
-        digest_key = f"{key}_sha256"
-        settings.pop(digest_key, None)
-        if settings[key] is None:
-            continue
-        path = model_path(settings[key])
-        digest = file_sha256(path) if os.path.isfile(path) else None   # None: a clear error follows
-        if saved and saved.get(digest_key) and same_file(saved[key], settings[key]):
-            if key == "teacher" and digest not in (None, saved[digest_key]):
-                raise TrainError(f"--teacher {settings[key]}: the file changed since this run "
-                                 f"started (SHA-256 {saved[digest_key][:16]}... then, {digest[:16]}... "
-                                 f"now); resume with --teacher naming the file it started from, or "
-                                 f"start a new run")
-            digest = saved[digest_key]          # --init: only the first start read the file
-        if digest is not None:
-            settings[digest_key] = digest
-
-
-def same_file(before: str, now: str) -> bool:
-    """Whether two --init / --teacher values name one file (a name, or a path from any folder)."""
-    return before == now or os.path.abspath(model_path(before)) == os.path.abspath(model_path(now))
-
-
-def initialize_from(model: nn.Module, settings: dict, class_names: list[str]) -> None:
-    """Copy the weights of the model file --init names into ``model``; it must be one
-    network of the same architecture and classes."""
-    path = model_path(settings["init"])
-    state, metadata = read_model_file(path)
-    if metadata["arch"] != settings["arch"] or metadata["class_names"] != list(class_names):
-        raise TrainError(f"--init {settings['init']}: a {metadata['arch']} network for classes "
-                         f"{metadata['class_names']} cannot start a {settings['arch']} for "
-                         f"{list(class_names)} (an ensemble's member can be written out with "
-                         f"python -m fer_app.ensemble FILE --member I --out member.npz)")
-    model.load_state_dict(state)
-
-
-def resync_learning_rate(scheduler) -> None:
-    """Set the optimizer's lr from the schedule's position, recomputed with the current
-    settings: the same lr when --epochs is unchanged, the stretched schedule's lr when a
-    resumed run was given more epochs. (Each schedule's step() advances its counter, then
-    sets the lr for the new position, so step back one and step again.)"""
-    if isinstance(scheduler, optim.OneCycleLR):
-        scheduler.step_num -= 1
-        scheduler.step()
-    elif isinstance(scheduler, (optim.CosineAnnealingLR, optim.StepLR)):
-        scheduler.epoch -= 1
-        scheduler.step()
 
 
 # --- one epoch ------------------------------------------------------------------------
@@ -588,14 +372,6 @@ def validate(run: Run) -> tuple[dict, np.ndarray]:
     scores = {"val_loss": cross_entropy(logits, run.val.labels), "val_acc": report["accuracy"],
               "val_macro_f1": report["macro_f1"]}
     return scores, predictions
-
-
-def step_scheduler(scheduler, val_loss: float) -> None:
-    """Per-epoch schedules step here (onecycle steps per batch in train_epoch)."""
-    if isinstance(scheduler, optim.ReduceLROnPlateau):
-        scheduler.step(val_loss)
-    elif scheduler is not None and not isinstance(scheduler, optim.OneCycleLR):
-        scheduler.step()
 
 
 def run_epoch(run: Run, epoch: int) -> None:

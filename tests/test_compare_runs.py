@@ -77,7 +77,7 @@ def test_a_setting_the_reference_run_lacks_counts_as_trains_default():
     """An option added to train after the reference run (no key in its settings) is not a
     difference when the newer run left it at the default, and is one when it changed it."""
     from fer_app.compare_runs import recipe_changes
-    from fer_app.train import DEFAULTS
+    from fer_app.training.settings import DEFAULTS
     older = {"arch": "vgg_fer", "lr": 0.01}
     newer = dict(older, divergence_factor=DEFAULTS["divergence_factor"], val_split=DEFAULTS["val_split"])
     assert recipe_changes(newer, older) == "(reference)"

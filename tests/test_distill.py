@@ -14,6 +14,7 @@ from fer_app.data.normalize import Normalizer
 from fer_app.ensemble import combine, extract_member
 from fer_app.models import build_model
 from fer_app.recognition.inference import load_classifier
+from fer_app.training import mixup as mixup_module
 from fer_app.training.distill import blended_log_probs, distillation_loss, file_sha256, teacher_outputs
 from tests.gradcheck import check_gradients
 from tests.train_samples import make_faces, write_fer_csv
@@ -179,7 +180,7 @@ def test_train_with_a_teacher_and_mixup_learns_from_blended_teacher_targets(tiny
         given.append(teacher_log_probs)
         return distillation_loss(logits, targets, teacher_log_probs, *args)
 
-    monkeypatch.setattr(train, "blended_log_probs", recording_blend)
+    monkeypatch.setattr(mixup_module, "blended_log_probs", recording_blend)
     monkeypatch.setattr(train, "distillation_loss", recording_loss)
     assert train.main(["--data", tiny_csv, "--out", str(out), *FAST, "--teacher", teacher,
                        "--mixup", "0.4"]) == 0

@@ -1,4 +1,4 @@
-"""train.py's building blocks: settings precedence, augmentation presets, class weights,
+"""fer_app.train's building blocks: settings precedence, augmentation presets, class weights,
 mixup and schedules."""
 from __future__ import annotations
 
@@ -10,17 +10,21 @@ import pytest
 
 import tinycnn
 from fer_app import train
+from fer_app.models import DEFAULT_ARCH
+from fer_app.training import settings
+from fer_app.training.mixup import mixup
+from fer_app.training.optimization import build_scheduler
 from tinycnn import optim
 from tests.train_samples import train_tiny_run, write_fer_csv
 
 
 def settings_for(argv: list[str], saved: dict | None = None) -> dict:
-    return train.choose_settings(train.parse_args(argv + ["--out", "unused"]), saved)
+    return settings.choose_settings(train.parse_args(argv + ["--out", "unused"]), saved)
 
 
 def test_settings_come_from_defaults_then_checkpoint_then_command_line():
     fresh = settings_for([])
-    assert fresh["arch"] == train.DEFAULT_ARCH and fresh["classes"] == 7
+    assert fresh["arch"] == DEFAULT_ARCH and fresh["classes"] == 7
     assert settings_for(["--arch", "seed002"])["classes"] == 6
     saved = dict(fresh, lr=0.05, epochs=4, optimizer="sgd")
     resumed = settings_for(["--epochs", "9"], saved)
@@ -28,24 +32,24 @@ def test_settings_come_from_defaults_then_checkpoint_then_command_line():
 
 
 def test_bad_settings_are_train_errors():
-    with pytest.raises(train.TrainError, match="--batch-size must be positive"):
+    with pytest.raises(settings.TrainError, match="--batch-size must be positive"):
         settings_for(["--batch-size", "0"])
-    with pytest.raises(train.TrainError, match="--batch-size must be at least 2"):
+    with pytest.raises(settings.TrainError, match="--batch-size must be at least 2"):
         settings_for(["--batch-size", "1"])
-    with pytest.raises(train.TrainError, match="--label-smoothing"):
+    with pytest.raises(settings.TrainError, match="--label-smoothing"):
         settings_for(["--label-smoothing", "1.5"])
-    with pytest.raises(train.TrainError, match="augmentation"):
-        train.augment_config(settings_for(["--flip", "2"]))
+    with pytest.raises(settings.TrainError, match="augmentation"):
+        settings.augment_config(settings_for(["--flip", "2"]))
     for factor in ("1", "0.5", "nan"):
-        with pytest.raises(train.TrainError, match="--divergence-factor must be above 1"):
+        with pytest.raises(settings.TrainError, match="--divergence-factor must be above 1"):
             settings_for(["--divergence-factor", factor])
     assert settings_for(["--divergence-factor", "inf"])["divergence_factor"] == float("inf")
 
 
 def test_augment_flags_override_the_preset():
-    config = train.augment_config(settings_for(["--augment", "light", "--rotation", "7"]))
+    config = settings.augment_config(settings_for(["--augment", "light", "--rotation", "7"]))
     assert (config.flip, config.shift, config.rotation, config.zoom) == (0.5, 2, 7.0, 0.0)
-    assert train.augment_config(settings_for(["--augment", "none"])).shift == 0
+    assert settings.augment_config(settings_for(["--augment", "none"])).shift == 0
 
 
 def test_balanced_class_weight_is_n_over_k_times_count():
@@ -58,7 +62,7 @@ def test_mixup_blends_images_and_targets_with_the_same_weight():
     x = rng.standard_normal((6, 1, 48, 48)).astype(np.float32)
     labels = np.array([0, 1, 2, 0, 1, 2])
     teacher = np.log(np.random.default_rng(2).dirichlet(np.ones(3), size=6))   # (6, 3)
-    mixed, targets, blended = train.mixup(x, labels, 3, 0.4, np.random.default_rng(1), teacher)
+    mixed, targets, blended = mixup(x, labels, 3, 0.4, np.random.default_rng(1), teacher)
     np.testing.assert_allclose(targets.sum(axis=1), 1.0, rtol=1e-6)
     # replay the generator to get lam and the partners, then check both blends
     replay = np.random.default_rng(1)
@@ -69,7 +73,7 @@ def test_mixup_blends_images_and_targets_with_the_same_weight():
     # the teacher's distributions are blended like the labels
     np.testing.assert_allclose(np.exp(blended), lam * np.exp(teacher) + (1 - lam) * np.exp(teacher[partner]),
                                rtol=1e-5)
-    assert train.mixup(x, labels, 3, 0.4, np.random.default_rng(1))[2] is None   # no teacher
+    assert mixup(x, labels, 3, 0.4, np.random.default_rng(1))[2] is None   # no teacher
 
 
 @pytest.mark.parametrize("name, kind", [("cosine", optim.CosineAnnealingLR),
@@ -78,7 +82,7 @@ def test_mixup_blends_images_and_targets_with_the_same_weight():
 def test_each_schedule_name_builds_its_scheduler(name, kind):
     parameter = tinycnn.nn.Parameter(np.zeros(2, np.float32))
     optimizer = optim.Adam([parameter], lr=0.01)
-    scheduler = train.build_scheduler(optimizer, settings_for(["--schedule", name, "--epochs", "6"]), 10)
+    scheduler = build_scheduler(optimizer, settings_for(["--schedule", name, "--epochs", "6"]), 10)
     assert isinstance(scheduler, kind)
     if name == "onecycle":
         assert scheduler.total_steps == 60
