@@ -382,8 +382,8 @@ def main(argv: list[str] | None = None) -> int:
     scenes, boxes = pictures_of(faces, seed=1)
     shown = found_alone(scoring[0].detector, scenes)[:4]  # the faces of the videos
     if len(shown) < 4:
-        parser.error(f"only {len(shown)} of the {len(faces)} faces are found alone; "
-                     f"raise --accuracy-faces")
+        build_parser().error(f"only {len(shown)} of the {len(faces)} faces are found alone; "
+                             f"raise --accuracy-faces")
     results = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} "
                           f"cores, Python {platform.python_version()}",
                "models": models, "variants": args.variants, "detect_every": args.detect_every,

@@ -226,6 +226,19 @@ def test_benchmark_rejects_bad_options(capsys):
         assert message in capsys.readouterr().err
 
 
+def test_benchmark_says_so_when_too_few_faces_are_found_alone(tmp_path, capsys, monkeypatch):
+    """The videos show four faces the detector finds alone; fewer is one clear line, exit 2."""
+    from benchmarks import app_speed
+
+    findable_faces(1)  # skips without the FER-2013 data
+    monkeypatch.setattr(app_speed, "found_alone", lambda detector, scenes: [0, 1])
+    with pytest.raises(SystemExit) as stopped:
+        app_speed.main(["--model", random_model_file(tmp_path), "--variants", "numpy:40:track",
+                        "--frames", "6", "--accuracy-faces", "24", "--out", str(tmp_path / "out")])
+    assert stopped.value.code == 2
+    assert "only 2 of the 24 faces are found alone; raise --accuracy-faces" in capsys.readouterr().err
+
+
 def test_benchmark_writes_results_only_where_asked(tmp_path, capsys):
     """A tiny run: rows for every model and variant, thread report, nothing written to the
     repository's tracked results."""
